@@ -1,0 +1,250 @@
+"""The benchmark behind ``skrec bench``: fit models on a dataset, evaluate, compare.
+
+Every number in docs/benchmarks.md comes from :func:`run_bench`, through the public
+API (``fit``, ``recommend``, ``predict``, splitters). Tuned hyper-parameters per
+dataset live in ``skrec/configs/<dataset>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline, make_pipeline
+from tqdm.auto import tqdm
+
+from . import preprocessing
+from .datasets import fetch_interactions, load_ml_1m_ncf
+from .model_selection import LeaveLastOut, _rank_metric, evaluate, rank_against_candidates
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("leave-last-out", "ncf")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class PeakMemory:
+    """Peak resident memory above the starting level, sampled from a thread (MiB)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak_mb = float("nan")
+
+    @staticmethod
+    def _rss() -> float:
+        try:
+            with open("/proc/self/statm") as handle:
+                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+
+    def __enter__(self):
+        self._start = self._rss()
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss())
+        self.peak_mb = self._peak - self._start
+        return False
+
+
+def load_config(dataset: str, path=None) -> dict:
+    """Model specs for ``dataset`` from ``path`` or ``skrec/configs/<dataset>.json``."""
+    path = Path(path) if path else CONFIG_DIR / f"{dataset}.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text()).get("models", {})
+
+
+def make_model(name: str, spec: dict | None = None):
+    """An estimator from a config entry.
+
+    ``spec`` is either keyword arguments of the skrec estimator ``name``, or
+    ``{"estimator": "EASE", "params": {...}}``, or ``{"steps": [["Binarize",
+    {"threshold": 4}], ["Popular", {}]]}`` for a Pipeline.
+    """
+    import skrec
+
+    def build(cls_name, params):
+        cls = getattr(skrec, cls_name, None) or getattr(preprocessing, cls_name, None)
+        if cls is None:
+            raise ValueError(f"Unknown model {cls_name!r}; skrec exports {skrec.ESTIMATORS}.")
+        return cls(**params)
+
+    spec = dict(spec or {})
+    if "steps" in spec:
+        return make_pipeline(*(build(n, p) for n, p in spec["steps"]))
+    if "estimator" in spec:
+        return build(spec["estimator"], spec.get("params", {}))
+    return build(name, spec)
+
+
+def _params(model) -> dict:
+    if isinstance(model, Pipeline):
+        return {name: step.get_params(deep=False) for name, step in model.steps}
+    return model.get_params(deep=False)
+
+
+def _summary(per_user: np.ndarray) -> tuple[float, float]:
+    values = per_user[~np.isnan(per_user)]
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return float(values.mean()), float(half_width)
+
+
+def _prepare(dataset, protocol, data_home, random_state):
+    """(train table, evaluate function) for one dataset and protocol."""
+    if protocol == "leave-last-out":
+        X = fetch_interactions(dataset, data_home, random_state=random_state)
+        train_rows, test_rows = next(LeaveLastOut().split(X))
+        train, test = X.iloc[train_rows], X.iloc[test_rows]
+
+        def run(model, k, timings):
+            return evaluate(
+                model, test, metrics=("hr", "ndcg"), k=k, per_user=True, timings=timings
+            )
+
+        return train, run
+    if protocol == "ncf":
+        if dataset != "ml-1m-ncf":
+            raise ValueError("protocol 'ncf' is defined for --dataset ml-1m-ncf only.")
+        data = load_ml_1m_ncf(data_home)
+        negatives = data.negatives
+
+        def run(model, k, timings):
+            start = time.perf_counter()
+            ranks = rank_against_candidates(
+                model, data.test.user_id.to_numpy(), data.test.item_id.to_numpy(), negatives
+            )
+            timings["recommend_seconds"] = time.perf_counter() - start
+            return {f"{m}@{k}": _rank_metric(m, ranks, k) for m in ("hr", "ndcg")}
+
+        return data.train, run
+    raise ValueError(f"Unknown protocol {protocol!r}; choose from {PROTOCOLS}.")
+
+
+def run_bench(
+    dataset: str = "synthetic",
+    models=("Popular", "Random"),
+    *,
+    protocol: str = "leave-last-out",
+    k: int = 10,
+    config=None,
+    data_home=None,
+    random_state: int = 0,
+    verbose: bool = True,
+) -> list[dict]:
+    """Fit and evaluate ``models`` on ``dataset``; return one record per model.
+
+    ``models`` holds names (looked up in the dataset's config) or a dict of name ->
+    estimator (a skrec estimator or a Pipeline ending in one).
+    """
+    specs = load_config(dataset, config)
+    if isinstance(models, dict):
+        estimators = dict(models)
+    else:
+        estimators = {name: make_model(name, specs.get(name)) for name in models}
+    train, run = _prepare(dataset, protocol, data_home, random_state)
+    records = []
+    bar = tqdm(estimators.items(), disable=not verbose, desc=f"bench {dataset}", unit="model")
+    for name, estimator in bar:
+        bar.set_postfix_str(name)
+        model = clone(estimator)
+        timings = {}
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            model.fit(train)
+            fit_seconds = time.perf_counter() - start
+            per_user = run(model, k, timings)
+        metrics, intervals = {}, {}
+        for key, values in per_user.items():
+            metrics[key], intervals[key] = _summary(np.asarray(values, dtype=np.float64))
+        records.append(
+            {
+                "model": name,
+                "dataset": dataset,
+                "protocol": protocol,
+                "params": _params(model),
+                "metrics": metrics,
+                "ci95": intervals,
+                "n_users": int(len(next(iter(per_user.values())))),
+                "fit_seconds": fit_seconds,
+                "recommend_seconds": timings.get("recommend_seconds", float("nan")),
+                "peak_memory_mb": memory.peak_mb,
+            }
+        )
+    return records
+
+
+def leaderboard(records: list[dict]) -> str:
+    """A plain-text table of ``records``, best NDCG first."""
+    rows = []
+    for r in sorted(
+        records, key=lambda r: -max(v for k, v in r["metrics"].items() if k.startswith("ndcg"))
+    ):
+        row = {"model": r["model"]}
+        for key, value in r["metrics"].items():
+            row[key] = f"{value:.4f} ± {r['ci95'][key]:.4f}"
+        row["fit s"] = f"{r['fit_seconds']:.2f}"
+        row["recommend s"] = f"{r['recommend_seconds']:.2f}"
+        row["peak MiB"] = f"{r['peak_memory_mb']:.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+def write_results(records: list[dict], out) -> list[Path]:
+    """Write ``results.json``, ``results.csv`` and, with matplotlib, ``results.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.csv"]
+    written[0].write_text(json.dumps(records, indent=2, default=str))
+    flat = []
+    for r in records:
+        row = {key: r[key] for key in ("model", "dataset", "protocol")}
+        for key, value in r["metrics"].items():
+            row[key], row[f"{key}_ci95"] = value, r["ci95"][key]
+        row.update({key: r[key] for key in ("fit_seconds", "recommend_seconds", "peak_memory_mb")})
+        row["params"] = json.dumps(r["params"], default=str)
+        flat.append(row)
+    pd.DataFrame(flat).to_csv(written[1], index=False)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.info("matplotlib not installed; skipping results.png")
+        return written
+    key = next(k for k in records[0]["metrics"] if k.startswith("ndcg"))
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(records)))
+    names = [r["model"] for r in records]
+    ax.barh(
+        names,
+        [r["metrics"][key] for r in records],
+        xerr=[r["ci95"][key] for r in records],
+        color="tab:blue",
+    )
+    ax.set_xlabel(f"{key} (95% CI over users)")
+    ax.set_title(f"{records[0]['dataset']} · {records[0]['protocol']}")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=100)
+    plt.close(fig)
+    written.append(out / "results.png")
+    return written

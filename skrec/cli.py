@@ -1,0 +1,70 @@
+"""The ``skrec`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .bench import PROTOCOLS, leaderboard, run_bench, write_results
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skrec", description="skrec recommender toolbox")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench",
+        help="fit models on a dataset and print a leaderboard",
+        description="Fit models on a dataset with a protocol; print a leaderboard and write "
+        "results.csv, results.json and results.png.",
+    )
+    bench.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="synthetic (default), ml-100k, ml-1m, ml-1m-ncf, beauty, diginetica, or a .csv path",
+    )
+    bench.add_argument(
+        "--models",
+        default="Popular,Random",
+        help="comma-separated model names (default: Popular,Random)",
+    )
+    bench.add_argument("--protocol", default="leave-last-out", choices=PROTOCOLS)
+    bench.add_argument("--k", type=int, default=10)
+    bench.add_argument("--out", default="bench_out", help="output folder (default: bench_out)")
+    bench.add_argument(
+        "--config",
+        default=None,
+        help="JSON of model parameters (default: skrec/configs/<dataset>.json)",
+    )
+    bench.add_argument("--data-home", default=None, help="dataset folder (default: $SKREC_DATA)")
+    bench.add_argument("--random-state", type=int, default=0)
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "bench":
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        try:
+            records = run_bench(
+                args.dataset,
+                models,
+                protocol=args.protocol,
+                k=args.k,
+                config=args.config,
+                data_home=args.data_home,
+                random_state=args.random_state,
+                verbose=not args.quiet,
+            )
+        except (ValueError, FileNotFoundError, TypeError) as exc:
+            print(f"skrec bench: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"dataset={args.dataset} protocol={args.protocol} k={args.k}")
+        print(leaderboard(records))
+        for path in write_results(records, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

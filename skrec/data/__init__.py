@@ -1,0 +1,1 @@
+"""Data preparation: id encoding, interactions, sequences, samplers."""

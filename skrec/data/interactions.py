@@ -1,0 +1,119 @@
+"""Encoded interactions: dense user/item indices, weights, time order, CSR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+def encode_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map raw ids to dense codes.
+
+    Returns ``(uniques, codes)`` with ``uniques[codes] == values``. Uniques are sorted
+    when the ids are mutually comparable (so ties broken by index are ties broken by
+    raw id), and in order of first appearance otherwise (mixed types).
+    """
+    codes, uniques = pd.factorize(values, sort=False)
+    uniques = np.asarray(uniques)
+    try:
+        order = np.argsort(uniques, kind="stable")
+    except TypeError:
+        return uniques, codes.astype(np.int64)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return uniques[order], rank[codes].astype(np.int64)
+
+
+def lookup(index: pd.Index, values) -> np.ndarray:
+    """Codes of raw ``values`` in ``index``; -1 where unknown."""
+    values = np.asarray(values)
+    if values.dtype == object or index.dtype == object:
+        # Avoid pandas coercing mixed types (e.g. 1 vs "1") into matches.
+        return index.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+    try:
+        return index.get_indexer(values).astype(np.int64)
+    except (TypeError, ValueError):
+        return np.full(len(values), -1, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """Events as dense indices, sorted by user then time (ties keep input order).
+
+    Attributes
+    ----------
+    user, item : int64 arrays of shape (n_events,)
+    weight : float32 array of shape (n_events,)
+    timestamp : array of shape (n_events,) or None
+    n_users, n_items : sizes of the index spaces
+    indptr : int64 array of shape (n_users + 1,); user u's events are
+        ``indptr[u]:indptr[u + 1]``.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    weight: np.ndarray
+    timestamp: np.ndarray | None
+    n_users: int
+    n_items: int
+    indptr: np.ndarray
+
+    @classmethod
+    def build(cls, user, item, *, n_users, n_items, weight=None, timestamp=None):
+        user = np.asarray(user, dtype=np.int64)
+        item = np.asarray(item, dtype=np.int64)
+        if timestamp is None:
+            order = np.argsort(user, kind="stable")
+        else:
+            order = np.lexsort((timestamp, user))  # stable: equal times keep input order
+        weight = (
+            np.ones(len(user), np.float32) if weight is None else np.asarray(weight, np.float32)
+        )
+        user, item, weight = user[order], item[order], weight[order]
+        if timestamp is not None:
+            timestamp = np.asarray(timestamp)[order]
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(user, minlength=n_users), out=indptr[1:])
+        return cls(user, item, weight, timestamp, int(n_users), int(n_items), indptr)
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def csr(self) -> sp.csr_matrix:
+        """User-item matrix of summed weights (duplicate events add up)."""
+        m = sp.csr_matrix(
+            (self.weight, self.item, self.indptr), shape=(self.n_users, self.n_items), copy=True
+        )
+        m.sum_duplicates()
+        return m
+
+    def take_users(self, rows: np.ndarray) -> Interactions:
+        """Events of users ``rows`` (in that order), renumbered 0..len(rows)-1."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, stops = self.indptr[rows], self.indptr[rows + 1]
+        counts = stops - starts
+        positions = np.repeat(starts - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(
+            counts.sum()
+        )
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return Interactions(
+            np.repeat(np.arange(len(rows), dtype=np.int64), counts),
+            self.item[positions],
+            self.weight[positions],
+            None if self.timestamp is None else self.timestamp[positions],
+            len(rows),
+            self.n_items,
+            indptr,
+        )
+
+    def item_counts(self) -> np.ndarray:
+        """Number of events per item, shape (n_items,)."""
+        return np.bincount(self.item, minlength=self.n_items)
+
+    def sequences(self) -> list[np.ndarray]:
+        """Each user's items in time order."""
+        return np.split(self.item, self.indptr[1:-1])

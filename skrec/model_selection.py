@@ -1,0 +1,353 @@
+"""Splitters and ranking scorers that plug into scikit-learn's model selection.
+
+The splitters follow scikit-learn's splitter interface (``split`` yields row positions,
+``get_n_splits``), so ``GridSearchCV(cv=LeaveLastOut())`` and ``cross_validate`` work
+unchanged. :func:`ranking_scorer` makes a scorer for their ``scoring=``.
+"""
+
+from __future__ import annotations
+
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import BaseCrossValidator
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+
+from . import metrics as _metrics
+from .data.interactions import encode_ids, lookup
+from .utils.validation import check_interactions
+
+__all__ = [
+    "LeaveLastOut",
+    "TimeSplit",
+    "UserHoldout",
+    "evaluate",
+    "rank_against_candidates",
+    "ranking_scorer",
+]
+
+
+def _user_order(X, require_timestamp=False):
+    """User codes, and row positions sorted by (user, time, input order)."""
+    checked = check_interactions(X, require_timestamp=require_timestamp)
+    _, users = encode_ids(checked["user"])
+    rows = np.arange(len(users))
+    keys = (rows, users) if checked["timestamp"] is None else (rows, checked["timestamp"], users)
+    return checked, users, np.lexsort(keys)
+
+
+class _Splitter(BaseCrossValidator):
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"{type(self).__name__}({params})"
+
+
+class LeaveLastOut(_Splitter):
+    """Hold out each user's last ``n`` events.
+
+    Events are ordered per user by ``timestamp`` with a stable sort, so equal
+    timestamps keep their input order; without a ``timestamp`` column the input order
+    is the time order. Users with ``n`` events or fewer keep all of them in train.
+
+    Parameters
+    ----------
+    n : int, default=1
+        Events per user in the test fold.
+    """
+
+    def __init__(self, n: int = 1):
+        self.n = n
+
+    def split(self, X, y=None, groups=None):
+        if not isinstance(self.n, Integral) or self.n < 1:
+            raise ValueError(f"LeaveLastOut(n=...) must be a positive integer; got {self.n!r}.")
+        _, users, order = _user_order(X)
+        sorted_users = users[order]
+        ends = np.r_[np.flatnonzero(sorted_users[1:] != sorted_users[:-1]), len(order) - 1]
+        sizes = np.diff(np.r_[-1, ends])
+        from_end = np.repeat(ends, sizes) - np.arange(len(order))
+        test = (from_end < self.n) & (np.repeat(sizes, sizes) > self.n)
+        yield np.sort(order[~test]), np.sort(order[test])
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 1
+
+
+class TimeSplit(_Splitter):
+    """One global time cut-off: events at or after it are the test fold.
+
+    Parameters
+    ----------
+    cutoff : timestamp value, optional
+        The cut-off; by default the ``1 - test_size`` quantile of the timestamps.
+    test_size : float, default=0.2
+    filter_cold_users : bool, default=True
+        Drop test events of users with no event before the cut-off.
+    """
+
+    def __init__(self, cutoff=None, test_size: float = 0.2, filter_cold_users: bool = True):
+        self.cutoff = cutoff
+        self.test_size = test_size
+        self.filter_cold_users = filter_cold_users
+
+    def split(self, X, y=None, groups=None):
+        checked, users, _ = _user_order(X, require_timestamp=True)
+        times = checked["timestamp"]
+        if self.cutoff is None:
+            if not isinstance(self.test_size, Real) or not 0 < self.test_size < 1:
+                raise ValueError(f"test_size must be in (0, 1); got {self.test_size!r}.")
+            cutoff = np.quantile(times, 1 - self.test_size, method="higher")
+        else:
+            cutoff = check_interactions(
+                pd.DataFrame({"user_id": [0], "item_id": [0], "timestamp": [self.cutoff]}),
+                name="cutoff",
+            )["timestamp"][0]
+        test = times >= cutoff
+        if self.filter_cold_users:
+            test &= np.isin(users, users[~test])
+        train = times < cutoff
+        yield np.flatnonzero(train), np.flatnonzero(test)
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 1
+
+
+class UserHoldout(_Splitter):
+    """Hold out a random share of each user's events.
+
+    Each user with at least two events puts ``round(test_size * n_events)`` of them
+    (at least 1, at most n_events - 1) in the test fold.
+
+    Parameters
+    ----------
+    test_size : float, default=0.2
+    n_splits : int, default=1
+        Independent random repetitions.
+    random_state : int, RandomState or None
+    """
+
+    def __init__(self, test_size: float = 0.2, n_splits: int = 1, random_state=None):
+        self.test_size = test_size
+        self.n_splits = n_splits
+        self.random_state = random_state
+
+    def split(self, X, y=None, groups=None):
+        if not isinstance(self.test_size, Real) or not 0 < self.test_size < 1:
+            raise ValueError(f"test_size must be in (0, 1); got {self.test_size!r}.")
+        _, users, _ = _user_order(X)
+        rng = check_random_state(self.random_state)
+        sizes = np.bincount(users)
+        n_test = np.clip(np.round(self.test_size * sizes), 1, np.maximum(sizes - 1, 0))
+        for _ in range(self.get_n_splits()):
+            order = np.lexsort((rng.random_sample(len(users)), users))
+            starts = np.r_[0, np.cumsum(sizes)[:-1]]
+            position = np.empty(len(users), dtype=np.int64)
+            position[order] = np.arange(len(users)) - np.repeat(starts, sizes)
+            test = position < n_test[users]
+            yield np.flatnonzero(~test), np.flatnonzero(test)
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        if not isinstance(self.n_splits, Integral) or self.n_splits < 1:
+            raise ValueError(f"n_splits must be a positive integer; got {self.n_splits!r}.")
+        return int(self.n_splits)
+
+
+# ------------------------------------------------------------------ evaluation
+_TOP_K = {
+    "ndcg": _metrics.ndcg_at_k,
+    "hr": _metrics.hit_rate_at_k,
+    "recall": _metrics.recall_at_k,
+    "precision": _metrics.precision_at_k,
+    "map": _metrics.map_at_k,
+    "mrr": _metrics.mrr_at_k,
+}
+_METRIC_ALIASES = {"hit_rate": "hr", "hitrate": "hr"}
+
+
+def _metric_name(metric: str) -> str:
+    name = _METRIC_ALIASES.get(metric, metric)
+    if name not in _TOP_K:
+        raise ValueError(f"Unknown ranking metric {metric!r}; choose from {sorted(_TOP_K)}.")
+    return name
+
+
+def _split_pipeline(estimator, X):
+    """The skrec model at the end of ``estimator`` and ``X`` passed through the rest."""
+    if isinstance(estimator, Pipeline):
+        X = estimator[:-1].transform(X) if len(estimator) > 1 else X
+        estimator = estimator[-1]
+    if not hasattr(estimator, "recommend"):
+        raise TypeError(
+            f"{type(estimator).__name__} has no recommend(); ranking scorers need a skrec "
+            "estimator or a Pipeline that ends in one."
+        )
+    return estimator, X
+
+
+def _grouped(X):
+    checked = check_interactions(X, name="X_test")
+    codes, users = pd.factorize(checked["user"])
+    order = np.argsort(codes, kind="stable")
+    relevant = np.split(checked["item"][order], np.cumsum(np.bincount(codes))[:-1])
+    return np.asarray(users), relevant
+
+
+def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
+    """0-based rank of each positive among its negatives (number scored strictly higher).
+
+    ``users``, ``positives``: raw ids of shape (n,); ``negatives``: raw ids (n, m).
+    Scores come from ``model.predict``; unknown users or items score NaN and rank last.
+    """
+    negatives = np.asarray(negatives)
+    n, m = negatives.shape
+    pairs = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(users), m + 1),
+            "item_id": np.c_[np.asarray(positives)[:, None], negatives].ravel(),
+        }
+    )
+    scores = np.nan_to_num(model.predict(pairs).reshape(n, m + 1), nan=-np.inf)
+    return (scores[:, 1:] > scores[:, :1]).sum(1)
+
+
+def _sample_negatives(model, user_idx, positive_idx, n_negatives, rng):
+    """Uniform item indices per row, none seen by the user in training nor the positive."""
+    n_items = len(model.item_ids_)
+    seen = model._seen
+    negatives = rng.randint(n_items, size=(len(user_idx), n_negatives))
+    for _ in range(100):
+        rows = np.repeat(user_idx, n_negatives)
+        bad = np.asarray(seen[rows, negatives.ravel()]).ravel().reshape(negatives.shape) != 0
+        bad |= negatives == positive_idx[:, None]
+        if not bad.any():
+            break
+        negatives[bad] = rng.randint(n_items, size=int(bad.sum()))
+    return negatives
+
+
+def evaluate(
+    estimator,
+    X,
+    *,
+    metrics=("ndcg", "hr"),
+    k: int = 10,
+    protocol: str = "full",
+    n_negatives: int = 100,
+    random_state=None,
+    per_user: bool = False,
+    timings: dict | None = None,
+) -> dict:
+    """Ranking metrics of a fitted model against the events of ``X``.
+
+    ``protocol="full"`` ranks the whole catalog with seen items excluded (the honest
+    default). ``protocol="sampled"`` ranks each held-out item among ``n_negatives``
+    uniformly sampled items the user has not seen, only to compare with papers that did
+    so. Users of ``X`` unknown to the model count as misses.
+
+    Returns a dict ``{"ndcg@10": value, ...}``; with ``per_user`` each value is an array
+    over the users of ``X`` (order of first appearance). ``timings``, when given, gets
+    ``recommend_seconds``: the time spent ranking.
+    """
+    model, X = _split_pipeline(estimator, X)
+    names = [_metric_name(m) for m in metrics]
+    users, relevant = _grouped(X)
+    known = lookup(model._user_index, users) >= 0
+    out = {}
+    started = time.perf_counter()
+    if protocol == "full":
+        recs = np.full((len(users), k), None, dtype=object)
+        if known.any():
+            recs[known] = model.recommend(users[known], k=k)
+        for name in names:
+            out[f"{name}@{k}"] = _TOP_K[name](relevant, recs, k, per_user=True)
+    elif protocol == "sampled":
+        rng = check_random_state(random_state)
+        row = np.repeat(np.arange(len(users)), [len(r) for r in relevant])
+        items = np.concatenate(relevant)
+        item_idx = lookup(model._item_index, items)
+        ok = known[row] & (item_idx >= 0)
+        ranks = np.full(len(row), np.iinfo(np.int64).max)
+        user_idx = lookup(model._user_index, users[row[ok]])
+        negatives = _sample_negatives(model, user_idx, item_idx[ok], n_negatives, rng)
+        ranks[ok] = rank_against_candidates(
+            model, users[row[ok]], items[ok], model.item_ids_[negatives]
+        )
+        for name in names:
+            per_row = _rank_metric(name, ranks, k)
+            out[f"{name}@{k}"] = np.bincount(row, per_row) / np.bincount(row)
+    else:
+        raise ValueError(f"protocol must be 'full' or 'sampled'; got {protocol!r}.")
+    if timings is not None:
+        timings["recommend_seconds"] = time.perf_counter() - started
+    if per_user:
+        return out
+    return {key: float(np.nanmean(value)) for key, value in out.items()}
+
+
+def _rank_metric(name, ranks, k):
+    """Metric of one relevant item at 0-based ``ranks`` (one relevant item per case)."""
+    inside = ranks < k
+    if name == "ndcg":
+        return np.where(inside, 1.0 / np.log2(np.minimum(ranks, k) + 2.0), 0.0)
+    if name in ("hr", "recall"):
+        return inside.astype(float)
+    if name == "precision":
+        return inside / k
+    return np.where(inside, 1.0 / (np.minimum(ranks, k) + 1.0), 0.0)  # map, mrr
+
+
+class _RankingScorer:
+    def __init__(self, metric, k, protocol, n_negatives, random_state):
+        self.metric = _metric_name(metric)
+        self.k = k
+        self.protocol = protocol
+        self.n_negatives = n_negatives
+        self.random_state = random_state
+
+    def __call__(self, estimator, X, y=None):
+        return evaluate(
+            estimator,
+            X,
+            metrics=(self.metric,),
+            k=self.k,
+            protocol=self.protocol,
+            n_negatives=self.n_negatives,
+            random_state=self.random_state,
+        )[f"{self.metric}@{self.k}"]
+
+    def __repr__(self):
+        return (
+            f"ranking_scorer(metric={self.metric!r}, k={self.k}, protocol={self.protocol!r}"
+            f", n_negatives={self.n_negatives})"
+        )
+
+
+def ranking_scorer(
+    metric: str = "ndcg",
+    k: int = 10,
+    protocol: str = "full",
+    n_negatives: int = 100,
+    random_state=0,
+):
+    """A scikit-learn scorer ``scorer(estimator, X_test, y=None) -> float``.
+
+    Parameters
+    ----------
+    metric : {"ndcg", "hr", "recall", "precision", "map", "mrr"}
+    k : int, default=10
+    protocol : {"full", "sampled"}, default="full"
+        ``"full"`` ranks every item (seen ones excluded); ``"sampled"`` ranks the
+        held-out item among ``n_negatives`` sampled unseen items.
+    n_negatives : int, default=100
+    random_state : int or None, default=0
+        Seed of the sampled negatives (fixed so every candidate sees the same ones).
+    """
+    if protocol not in ("full", "sampled"):
+        raise ValueError(f"protocol must be 'full' or 'sampled'; got {protocol!r}.")
+    return _RankingScorer(metric, k, protocol, n_negatives, random_state)

@@ -1,0 +1,1 @@
+"""Pure torch modules and losses (no data, optimizer or device code)."""

@@ -1,0 +1,142 @@
+"""Transformers on interaction tables, for use in a Pipeline before a recommender.
+
+Filters that drop rows (``KCoreFilter``, ``Deduplicate``) act at fit time only: in
+``transform`` (called on test folds by scorers) they pass the table through unchanged,
+so held-out events are never silently dropped. ``Binarize`` filters at both.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .utils.validation import as_interaction_frame, check_interactions
+
+__all__ = ["Binarize", "Deduplicate", "KCoreFilter"]
+
+
+class _TableTransformer(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        check_interactions(X)
+        self._check_params()
+        self.n_features_in_ = as_interaction_frame(X).shape[1]
+        return self
+
+    def _check_params(self):
+        pass
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.input_tags.string = True
+        return tags
+
+
+class Binarize(_TableTransformer):
+    """Turn ratings into implicit feedback: keep events whose rating is >= ``threshold``.
+
+    The rating is the ``column`` column (default ``weight``). Kept events get weight 1
+    unless ``keep_weight``.
+
+    Parameters
+    ----------
+    threshold : float, default=4.0
+    column : str, default="weight"
+    keep_weight : bool, default=False
+    """
+
+    def __init__(self, threshold: float = 4.0, column: str = "weight", keep_weight: bool = False):
+        self.threshold = threshold
+        self.column = column
+        self.keep_weight = keep_weight
+
+    def _check_params(self):
+        if not isinstance(self.threshold, Real):
+            raise ValueError(f"threshold must be a number; got {self.threshold!r}.")
+
+    def transform(self, X):
+        frame = as_interaction_frame(X)
+        if self.column not in frame.columns:
+            raise ValueError(
+                f"Binarize needs a '{self.column}' column of ratings; X has {list(frame.columns)}."
+            )
+        kept = frame[frame[self.column].to_numpy() >= self.threshold]
+        if not self.keep_weight and self.column == "weight":
+            kept = kept.assign(weight=1.0)
+        return kept.reset_index(drop=True)
+
+
+class KCoreFilter(_TableTransformer):
+    """Keep the k-core: users with >= ``min_user_events`` and items with >=
+    ``min_item_events`` events, repeated until both hold.
+
+    Filters at fit time only (``fit_transform``); ``transform`` passes tables through.
+
+    Parameters
+    ----------
+    min_user_events : int, default=5
+    min_item_events : int, default=5
+    max_iter : int, default=100
+    """
+
+    def __init__(self, min_user_events: int = 5, min_item_events: int = 5, max_iter: int = 100):
+        self.min_user_events = min_user_events
+        self.min_item_events = min_item_events
+        self.max_iter = max_iter
+
+    def _check_params(self):
+        for name in ("min_user_events", "min_item_events", "max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+
+    def fit_transform(self, X, y=None):
+        self.fit(X)
+        frame = as_interaction_frame(X)
+        keep = np.ones(len(frame), dtype=bool)
+        users = pd.factorize(frame["user_id"])[0]
+        items = pd.factorize(frame["item_id"])[0]
+        for _ in range(self.max_iter):
+            user_ok = np.bincount(users[keep], minlength=users.max() + 1) >= self.min_user_events
+            item_ok = np.bincount(items[keep], minlength=items.max() + 1) >= self.min_item_events
+            new_keep = keep & user_ok[users] & item_ok[items]
+            if (new_keep == keep).all():
+                break
+            keep = new_keep
+        if not keep.any():
+            raise ValueError(
+                f"KCoreFilter(min_user_events={self.min_user_events}, min_item_events="
+                f"{self.min_item_events}) removed every event; lower the thresholds."
+            )
+        return frame[keep].reset_index(drop=True)
+
+    def transform(self, X):
+        return X
+
+
+class Deduplicate(_TableTransformer):
+    """Drop repeated (user, item) events, keeping the ``"first"`` or ``"last"`` in time.
+
+    Filters at fit time only; ``transform`` passes tables through.
+    """
+
+    def __init__(self, keep: str = "last"):
+        self.keep = keep
+
+    def _check_params(self):
+        if self.keep not in ("first", "last"):
+            raise ValueError(f"keep must be 'first' or 'last'; got {self.keep!r}.")
+
+    def fit_transform(self, X, y=None):
+        self.fit(X)
+        frame = as_interaction_frame(X)
+        if "timestamp" in frame.columns:
+            frame = frame.iloc[np.argsort(frame["timestamp"].to_numpy(), kind="stable")]
+        kept = frame[~frame.duplicated(["user_id", "item_id"], keep=self.keep)]
+        return kept.sort_index().reset_index(drop=True)
+
+    def transform(self, X):
+        return X
