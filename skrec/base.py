@@ -128,7 +128,11 @@ class BaseRecommender(BaseEstimator):
         raise NotImplementedError
 
     def _score_users(self, context: UserContext):
-        """Other models: scores of every item for each user, shape (n, n_items)."""
+        """Other models: scores of every item for each user, shape (n, n_items).
+
+        Return a new array or tensor, never a view of the model's state: retrieval masks
+        it in place.
+        """
         raise NotImplementedError
 
     def _score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
@@ -379,6 +383,9 @@ def _as_1d(values, name: str) -> np.ndarray:
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.to_numpy()
     array = np.asarray(values)
+    mixed = isinstance(values, (list, tuple)) and not all(isinstance(v, str) for v in values)
+    if array.dtype.kind == "U" and mixed:
+        array = np.asarray(values, dtype=object)  # keep 7 and "7" apart
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:

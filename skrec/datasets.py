@@ -245,8 +245,8 @@ def load_ml_100k(data_home=None, download: bool = True) -> Bunch:
     """MovieLens 100K: 100,000 ratings of 1,682 movies by 943 users, with features.
 
     Returns a Bunch with ``interactions`` (``user_id, item_id, weight`` = rating 1-5,
-    ``timestamp`` = unix seconds, in file order), ``users`` (age, gender, occupation,
-    zip code) and ``items`` (title, release date and 19 genre flags).
+    ``timestamp`` = unix seconds, in file order), ``user_features`` (age, gender, occupation,
+    zip code) and ``item_features`` (title, release date and 19 genre flags).
     """
     folder = _folder("ml-100k", data_home, download)
     ratings = pd.read_csv(
@@ -289,7 +289,7 @@ def load_ml_100k(data_home=None, download: bool = True) -> Bunch:
         encoding="latin-1",
         names=["item_id", "title", "release_date", "video_release_date", "url", *genres],
     ).drop(columns=["video_release_date", "url"])
-    return Bunch(interactions=ratings, users=users, items=items, name="ml-100k")
+    return Bunch(interactions=ratings, user_features=users, item_features=items, name="ml-100k")
 
 
 def load_ml_1m(data_home=None, download: bool = True) -> Bunch:
@@ -311,7 +311,7 @@ def load_ml_1m(data_home=None, download: bool = True) -> Bunch:
         encoding="latin-1",
         names=["item_id", "title", "genres"],
     )
-    return Bunch(interactions=pairs, users=users, items=items, name="ml-1m")
+    return Bunch(interactions=pairs, user_features=users, item_features=items, name="ml-1m")
 
 
 def load_ml_1m_seq(data_home=None, download: bool = True) -> Bunch:
@@ -355,13 +355,13 @@ def load_frappe(data_home=None, download: bool = True) -> Bunch:
     """Frappe context-aware app usage log (Baltrunas et al. 2015).
 
     Returns a Bunch with ``log`` (the 96,203 rows of ``frappe.csv``: user, item, cnt
-    and the context columns) and ``items`` (``meta.csv``).
+    and the context columns) and ``item_features`` (``meta.csv``).
     """
     folder = _folder("frappe-raw", data_home, download)
     with zipfile.ZipFile(folder / "Mobile_Frappe.zip") as archive:
         log = pd.read_csv(archive.open("Mobile_Frappe/frappe/frappe.csv"), sep="\t")
         items = pd.read_csv(archive.open("Mobile_Frappe/frappe/meta.csv"), sep="\t")
-    return Bunch(log=log, items=items, name="frappe")
+    return Bunch(log=log, item_features=items, name="frappe")
 
 
 def load_diginetica_sample(data_home=None, download: bool = True) -> Bunch:

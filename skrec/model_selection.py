@@ -263,7 +263,9 @@ def evaluate(
     if protocol == "full":
         recs = np.full((len(users), k), None, dtype=object)
         if known.any():
-            recs[known] = model.recommend(users[known], k=k)
+            # A catalog smaller than k is ranked whole; the missing slots count as misses.
+            width = min(k, len(model.item_ids_))
+            recs[known, :width] = model.recommend(users[known], k=width)
         for name in names:
             out[f"{name}@{k}"] = _TOP_K[name](relevant, recs, k, per_user=True)
     elif protocol == "sampled":

@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: Score-matrix elements per chunk (users x candidates); 2**23 float32 = 32 MiB.
-DEFAULT_CHUNK_ELEMENTS = 2**23
+#: Score-matrix elements per chunk (users x candidates); 2**22 float32 = 16 MiB.
+DEFAULT_CHUNK_ELEMENTS = 2**22
 
 
 def chunk_rows(n_columns: int, chunk_elements: int | None = None) -> int:
@@ -69,7 +69,8 @@ def topk(
     Parameters
     ----------
     score_chunk : callable ``(start, stop) -> Tensor (stop - start, n_columns)``
-        Scores of rows ``start:stop``; any device, float dtype.
+        Scores of rows ``start:stop``; any device, float dtype. It must return a new
+        tensor (not a view of the caller's data): it is masked in place.
     n_rows, n_columns : int
     k : int
         Number of columns to return per row (``k <= n_columns``).
@@ -90,8 +91,8 @@ def topk(
     step = chunk_rows(n_columns, chunk_elements)
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
-        scores = score_chunk(start, stop).float()  # (B, C)
-        scores = torch.nan_to_num(scores, nan=-torch.inf)
+        scores = score_chunk(start, stop).float()  # (B, C), ours to modify
+        scores.masked_fill_(scores.isnan(), -torch.inf)
         _mask(scores, exclude, start, stop)
         top_index, top_values = _ordered_topk(scores, k)
         index[start:stop] = top_index.cpu().numpy()
@@ -103,7 +104,7 @@ def topk(
 def dense_scorer(scores) -> Callable[[int, int], torch.Tensor]:
     """Chunk scorer over a precomputed (n_rows, n_columns) array or tensor."""
     tensor = torch.as_tensor(scores)
-    return lambda start, stop: tensor[start:stop]
+    return lambda start, stop: tensor[start:stop].clone()
 
 
 def vector_scorer(user_vectors, item_vectors, device="cpu") -> Callable[[int, int], torch.Tensor]:

@@ -52,7 +52,7 @@ class Popular(BaseRecommender):
 
     def _score_users(self, context: UserContext):
         scores = torch.from_numpy(self.item_popularity_).float()
-        return scores.expand(len(context), -1)
+        return scores.repeat(len(context), 1)  # (n, n_items), a fresh tensor
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

@@ -27,31 +27,38 @@ def as_interaction_frame(X, *, name: str = "X") -> pd.DataFrame:
     Accepts a DataFrame with ``user_id`` and ``item_id`` columns, or a 2-D array whose
     columns are ``user_id, item_id`` and optionally ``timestamp``.
     """
+    if hasattr(X, "toarray") or hasattr(X, "tocoo"):
+        raise TypeError(
+            f"{name} is a sparse matrix, and sparse input is not supported: skrec takes an "
+            "interaction table (one row per event). Convert a user-item matrix m with "
+            "c = m.tocoo(); pandas.DataFrame({'user_id': c.row, 'item_id': c.col})."
+        )
     if isinstance(X, pd.DataFrame):
         frame = X
     elif hasattr(X, "__array__") or isinstance(X, (list, tuple)):
-        if hasattr(X, "toarray"):
-            raise TypeError(
-                f"{name} is a sparse matrix; skrec takes an interaction table (one row per "
-                "event). Convert a user-item matrix with "
-                "pandas.DataFrame({'user_id': m.row, 'item_id': m.col}) on m.tocoo()."
-            )
         array = np.asarray(X, dtype=object) if isinstance(X, (list, tuple)) else np.asarray(X)
+        if array.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: the ids in {name} must be real.")
         if array.ndim != 2:
             raise ValueError(
                 f"{name} must be a DataFrame or a 2-D array of (user_id, item_id[, timestamp]) "
-                f"rows; got an array with {array.ndim} dimension(s). Reshape it, or pass a "
-                "DataFrame with 'user_id' and 'item_id' columns."
+                f"rows; got an array with {array.ndim} dimension(s). Reshape your data, or "
+                "pass a DataFrame with 'user_id' and 'item_id' columns."
             )
-        if array.shape[1] not in (2, 3):
+        n_columns = array.shape[1]
+        if n_columns < 2:
             raise ValueError(
-                f"{name} has {array.shape[1]} columns; a 2-D array must have exactly 2 columns "
+                f"{name} has {n_columns} feature(s) (shape={array.shape}) while a minimum of 2 "
+                "is required: a 2-D array must have the columns (user_id, item_id[, timestamp])."
+            )
+        if n_columns > 3:
+            raise ValueError(
+                f"{name} has {n_columns} columns; a 2-D array must have exactly 2 columns "
                 "(user_id, item_id) or 3 (user_id, item_id, timestamp). Pass richer data as a "
                 "DataFrame with named columns so no column's meaning is guessed."
             )
-        frame = pd.DataFrame(
-            {c: array[:, j] for j, c in enumerate(_ARRAY_COLUMNS[: array.shape[1]])}
-        )
+        columns = _ARRAY_COLUMNS[:n_columns]
+        frame = pd.DataFrame({c: array[:, j] for j, c in enumerate(columns)})
     else:
         raise TypeError(
             f"{name} must be a pandas DataFrame or a 2-D array of (user_id, item_id[, "

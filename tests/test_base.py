@@ -1,0 +1,135 @@
+"""Input validation and the failure behaviour of BaseRecommender."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from skrec import Popular
+
+
+def _table(**columns):
+    base = {"user_id": [1, 1, 2, 2, 3], "item_id": [10, 11, 10, 12, 11]}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (
+            pd.DataFrame({"user": [1, 2], "item_id": [1, 2]}),
+            ValueError,
+            "missing the column.*user_id",
+        ),
+        (
+            _table(user_id=[1, None, 2, 2, 3]),
+            ValueError,
+            "'user_id'.*missing value.*row\\(s\\) \\[1\\]",
+        ),
+        (_table(item_id=[10, 11, np.nan, 12, 11]), ValueError, "'item_id'.*missing value"),
+        (_table().iloc[:0], ValueError, "empty interaction table"),
+        (_table(user_id=[1] * 5), ValueError, "1 distinct users"),
+        (_table(item_id=[7] * 5), ValueError, "1 distinct items"),
+        (_table(weight=[1.0, -2.0, 1.0, 1.0, 1.0]), ValueError, "'weight'.*negative.*Binarize"),
+        (_table(weight=[1.0, np.inf, 1.0, 1.0, 1.0]), ValueError, "'weight'.*infinite"),
+        (_table(timestamp=[1, "x", {}, 3, 4]), TypeError, "'timestamp'.*cannot be ordered"),
+        (_table(timestamp=[1, None, 2, 3, 4]), ValueError, "'timestamp'.*missing value"),
+        (np.arange(20).reshape(5, 4), ValueError, "4 columns.*DataFrame"),
+        (np.arange(5), ValueError, "Reshape your data"),
+        (sp.eye(3, format="csr"), TypeError, "sparse input is not supported"),
+        ("user,item", TypeError, "DataFrame or a 2-D array"),
+    ],
+)
+def test_bad_tables_get_clear_errors(X, error, match):
+    with pytest.raises(error, match=match):
+        Popular().fit(X)
+
+
+def test_y_must_align():
+    with pytest.raises(ValueError, match="one value per row"):
+        Popular().fit(_table(), y=[1, 2])
+
+
+def test_failed_fit_leaves_previous_model_intact(interactions):
+    model = Popular().fit(interactions)
+    before = model.recommend(interactions.user_id.unique()[:5], k=5)
+    with pytest.raises(ValueError):
+        model.fit(_table(user_id=[1, None, 2, 2, 3]))
+    with pytest.raises(ValueError):
+        Popular(by="nonsense").set_params().fit(interactions)
+    np.testing.assert_array_equal(model.recommend(interactions.user_id.unique()[:5], k=5), before)
+    model.set_params(by="nonsense")
+    with pytest.raises(ValueError, match="'by' parameter of Popular"):
+        model.fit(interactions)
+    np.testing.assert_array_equal(model.recommend(interactions.user_id.unique()[:5], k=5), before)
+
+
+def test_unfitted_failed_fit_stays_unfitted():
+    model = Popular(by="nonsense")
+    with pytest.raises(ValueError):
+        model.fit(_table())
+    assert not hasattr(model, "item_ids_")
+
+
+@pytest.mark.parametrize(
+    "k, match",
+    [
+        (4, "k=4 is larger than the number of candidate items \\(3\\)"),
+        (0, "positive integer"),
+        (2.5, "positive integer"),
+    ],
+)
+def test_bad_k(k, match):
+    model = Popular().fit(_table())
+    with pytest.raises(ValueError, match=match):
+        model.recommend([1], k=k)
+
+
+def test_allow_list_errors():
+    model = Popular().fit(_table())
+    with pytest.raises(ValueError, match="empty"):
+        model.recommend([1], k=1, items=[])
+    with pytest.raises(ValueError, match="unknown to the model.*99"):
+        model.recommend([1], k=1, items=[10, 99])
+
+
+def test_string_and_mixed_ids_round_trip():
+    X = pd.DataFrame({"user_id": ["a", "a", "b", 7, 7], "item_id": ["x", "y", "x", "z", 3]})
+    model = Popular().fit(X)
+    assert set(model.item_ids_) == {"x", "y", "z", 3}
+    ids = model.recommend(["b", 7], k=2)
+    assert not {"x"} & set(ids[0]) and not {"z", 3} & set(ids[1])
+
+
+def test_categorical_and_array_input():
+    X = _table().astype({"user_id": "category", "item_id": "category"})
+    assert Popular().fit(X).recommend([2], k=1)[0, 0] == 11
+    assert Popular().fit(_table().to_numpy()).recommend([2], k=1)[0, 0] == 11
+
+
+def test_duplicates_add_up_and_ties_go_to_smaller_id():
+    X = pd.DataFrame({"user_id": [1, 2, 3, 3, 4], "item_id": [5, 6, 6, 6, 9]})
+    model = Popular().fit(X)
+    assert model.recommend([4], k=2, exclude_seen=False)[0].tolist() == [6, 5]
+    assert Popular(by="users").fit(X).item_popularity_.tolist() == [1, 2, 1]
+
+
+def test_short_rows_are_padded_with_none():
+    model = Popular().fit(_table())
+    ids, scores = model.recommend([1], k=3, return_scores=True)
+    assert ids[0].tolist() == [12, None, None] and np.isneginf(scores[0, 1:]).all()
+
+
+def test_history_replaces_training_context():
+    model = Popular().fit(_table())
+    # User 1 saw 10 and 11 in training; a fresh session with item 12 only.
+    ids = model.recommend([1, 3], k=2, history=pd.DataFrame({"user_id": [1], "item_id": [12]}))
+    assert ids[0].tolist() == [10, 11]
+    assert ids[1].tolist() == [10, 12]  # user 3 keeps its training context
+
+
+def test_history_with_unknown_items_ignores_them():
+    model = Popular().fit(_table())
+    history = pd.DataFrame({"user_id": ["new", "new"], "item_id": [10, "never-seen"]})
+    assert model.recommend(["new"], k=2, history=history)[0].tolist() == [11, 12]

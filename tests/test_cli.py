@@ -1,0 +1,127 @@
+"""The real `skrec` command, run as a user would."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import data_folder
+
+SKREC = shutil.which("skrec")
+pytestmark = pytest.mark.skipif(SKREC is None, reason="the skrec command is not installed")
+
+
+def run(*args, env=None):
+    return subprocess.run(
+        [SKREC, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_bench_default_runs_offline_and_writes_results(tmp_path):
+    done = run("bench", "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "Popular" in done.stdout and "ndcg@10" in done.stdout
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert [r["model"] for r in records] == ["Popular", "Random"]
+    for record in records:
+        assert set(record) >= {
+            "model",
+            "dataset",
+            "protocol",
+            "params",
+            "metrics",
+            "fit_seconds",
+            "recommend_seconds",
+            "peak_memory_mb",
+        }
+        assert set(record["metrics"]) == {"hr@10", "ndcg@10"}
+        assert record["dataset"] == "synthetic" and record["protocol"] == "leave-last-out"
+    by_name = {r["model"]: r["metrics"]["ndcg@10"] for r in records}
+    assert by_name["Popular"] > by_name["Random"]
+    assert (tmp_path / "results.csv").read_text().startswith("model,dataset,protocol")
+    assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_bench_ml_100k_reproduces_popular(tmp_path):
+    home = data_folder("ml-100k").parent
+    done = run(
+        "bench",
+        "--dataset",
+        "ml-100k",
+        "--models",
+        "Popular",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        env={"SKREC_DATA": str(home)},
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "results.json").read_text())[0]
+    assert record["metrics"]["ndcg@10"] == pytest.approx(0.0449, abs=0.002)
+
+
+def test_bench_ncf_protocol(tmp_path):
+    home = data_folder("ml-1m-ncf").parent
+    done = run(
+        "bench",
+        "--dataset",
+        "ml-1m-ncf",
+        "--protocol",
+        "ncf",
+        "--models",
+        "Popular",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        env={"SKREC_DATA": str(home)},
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "results.json").read_text())[0]
+    assert record["metrics"]["hr@10"] == pytest.approx(0.4538, abs=0.001)
+
+
+def test_bench_csv_and_pipeline_config(tmp_path):
+    from skrec.datasets import make_interactions
+
+    make_interactions(n_users=80, n_items=40, random_state=0).to_csv(
+        tmp_path / "x.csv", index=False
+    )
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "PopKCore": {
+                        "steps": [["KCoreFilter", {"min_user_events": 3}], ["Popular", {}]]
+                    }
+                }
+            }
+        )
+    )
+    done = run(
+        "bench",
+        "--dataset",
+        str(tmp_path / "x.csv"),
+        "--models",
+        "PopKCore",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PopKCore" in done.stdout
+
+
+def test_bench_errors_are_clear(tmp_path):
+    done = run("bench", "--models", "NoSuchModel", "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and "Unknown model 'NoSuchModel'" in done.stderr
+    done = run("bench", "--dataset", "synthetic", "--protocol", "ncf", "--quiet")
+    assert done.returncode == 2 and "ml-1m-ncf only" in done.stderr

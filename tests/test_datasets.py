@@ -1,0 +1,145 @@
+"""The synthetic generator has the structure it promises; loaders read the shared data."""
+
+import numpy as np
+import pytest
+import torch
+
+from skrec import Popular
+from skrec.base import BaseRecommender
+from skrec.datasets import (
+    fetch_interactions,
+    load_beauty,
+    load_diginetica_sample,
+    load_frappe,
+    load_ml_1m,
+    load_ml_1m_ncf,
+    load_ml_1m_seq,
+    load_ml_100k,
+    make_interactions,
+)
+from skrec.model_selection import LeaveLastOut, evaluate
+
+from .conftest import data_folder
+
+
+class CooccurrenceKNN(BaseRecommender):
+    """Order-blind: scores by cosine item co-occurrence with the user's items (one hook)."""
+
+    def _fit(self, data, y):
+        m = data.csr()
+        m.data[:] = 1
+        gram = (m.T @ m).toarray()
+        norms = np.sqrt(np.diag(gram))
+        self.similarity_ = gram / np.maximum(np.outer(norms, norms), 1)
+        np.fill_diagonal(self.similarity_, 0)
+
+    def _score_users(self, context):
+        return torch.from_numpy(context.events.csr() @ self.similarity_)
+
+
+class LastItemMarkov(BaseRecommender):
+    """Order-aware: scores by transition counts from the user's last item."""
+
+    _requires_timestamp = True
+
+    def _fit(self, data, y):
+        same_user = data.user[1:] == data.user[:-1]
+        self.transitions_ = np.zeros((data.n_items, data.n_items))
+        np.add.at(self.transitions_, (data.item[:-1][same_user], data.item[1:][same_user]), 1)
+
+    def _score_users(self, context):
+        last = context.events.item[context.events.indptr[1:] - 1]
+        return torch.from_numpy(self.transitions_[last])
+
+
+def test_make_interactions_is_reproducible_and_well_formed():
+    X = make_interactions(n_users=50, n_items=40, random_state=1)
+    assert X.equals(make_interactions(n_users=50, n_items=40, random_state=1))
+    assert not X.duplicated(["user_id", "item_id"]).any()
+    assert (X.groupby("user_id").size() >= 5).all()
+    assert (X.groupby("user_id").timestamp.diff().dropna() > 0).all()
+    with pytest.raises(ValueError, match="sequential_strength"):
+        make_interactions(sequential_strength=2)
+
+
+def test_latent_structure_beats_popular_and_order_beats_order_blind():
+    X = make_interactions(n_users=600, n_items=150, random_state=0)
+    train, test = next(LeaveLastOut().split(X))
+    scores = {
+        type(m).__name__: evaluate(m.fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+        for m in (Popular(), CooccurrenceKNN(), LastItemMarkov())
+    }
+    assert scores["CooccurrenceKNN"] > 1.3 * scores["Popular"], scores
+    assert scores["LastItemMarkov"] > 1.3 * scores["CooccurrenceKNN"], scores
+
+
+def test_without_sequence_order_does_not_help():
+    X = make_interactions(n_users=600, n_items=150, sequential_strength=0.0, random_state=0)
+    train, test = next(LeaveLastOut().split(X))
+    knn = evaluate(CooccurrenceKNN().fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+    markov = evaluate(LastItemMarkov().fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+    assert markov < knn
+
+
+def test_missing_dataset_error_names_the_variable(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SKREC_DATA"):
+        load_ml_1m_seq(data_home=tmp_path)
+    with pytest.raises(FileNotFoundError, match="SKREC_DATA"):
+        load_beauty(data_home=tmp_path, download=False)
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        fetch_interactions("nope")
+
+
+@pytest.mark.parametrize(
+    "folder, loader, check",
+    [
+        (
+            "ml-100k",
+            load_ml_100k,
+            lambda b: (
+                (
+                    len(b.interactions),
+                    b.interactions.user_id.nunique(),
+                    len(b.user_features),
+                    len(b.item_features),
+                )
+                == (100_000, 943, 943, 1682)
+            ),
+        ),
+        (
+            "ml-1m",
+            load_ml_1m,
+            lambda b: (
+                (len(b.interactions), len(b.user_features), len(b.item_features))
+                == (1_000_209, 6040, 3883)
+            ),
+        ),
+        (
+            "ml-1m-seq",
+            load_ml_1m_seq,
+            lambda b: (len(b.interactions), b.interactions.item_id.nunique()) == (999_611, 3416),
+        ),
+        (
+            "ml-1m-ncf",
+            load_ml_1m_ncf,
+            lambda b: (len(b.test), b.negatives.shape, len(b.train)) == (6040, (6040, 99), 994_169),
+        ),
+        (
+            "amazon-beauty-bert4rec",
+            load_beauty,
+            lambda b: (
+                (
+                    len(b.interactions),
+                    b.interactions.user_id.nunique(),
+                    b.interactions.item_id.nunique(),
+                )
+                == (353_962, 40_226, 54_542)
+            ),
+        ),
+        ("frappe-raw", load_frappe, lambda b: len(b.log) == 96_203),
+        ("diginetica-sample", load_diginetica_sample, lambda b: len(b.interactions) == 12_391),
+    ],
+)
+def test_loaders_read_the_shared_layout(folder, loader, check):
+    home = data_folder(folder).parent
+    assert check(loader(data_home=home))

@@ -1,0 +1,171 @@
+"""Splitters, scorers and their use in scikit-learn's model selection."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+
+from skrec import Popular, Random
+from skrec.datasets import load_ml_100k
+from skrec.model_selection import (
+    LeaveLastOut,
+    TimeSplit,
+    UserHoldout,
+    evaluate,
+    rank_against_candidates,
+    ranking_scorer,
+)
+from skrec.preprocessing import Binarize, KCoreFilter
+
+from .conftest import data_folder
+
+
+def test_leave_last_out_takes_last_by_time_and_keeps_input_order_on_ties():
+    X = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1, 2, 2, 3],
+            "item_id": [10, 11, 12, 13, 14, 15],
+            "timestamp": [5, 9, 9, 1, 0, 4],
+        }
+    )
+    train, test = next(LeaveLastOut().split(X))
+    # user 1: items 11 and 12 tie at t=9, input order makes 12 last; user 2: 13 is later;
+    # user 3 has a single event and stays in train.
+    assert X.item_id[test].tolist() == [12, 13]
+    assert sorted(np.r_[train, test]) == list(range(6))
+    train, test = next(LeaveLastOut(n=2).split(X))
+    assert X.item_id[test].tolist() == [11, 12]
+
+
+def test_leave_last_out_without_timestamp_uses_input_order():
+    X = pd.DataFrame({"user_id": [1, 2, 1, 2], "item_id": [1, 2, 3, 4]})
+    assert X.item_id[next(LeaveLastOut().split(X))[1]].tolist() == [3, 4]
+
+
+def test_time_split_cuts_globally_and_drops_cold_users():
+    X = pd.DataFrame(
+        {"user_id": [1, 1, 2, 3, 3], "item_id": [1, 2, 3, 4, 5], "timestamp": [1, 5, 6, 2, 7]}
+    )
+    train, test = next(TimeSplit(cutoff=5).split(X))
+    assert train.tolist() == [0, 3] and test.tolist() == [1, 4]  # user 2 is cold
+    train, test = next(TimeSplit(cutoff=5, filter_cold_users=False).split(X))
+    assert test.tolist() == [1, 2, 4]
+    with pytest.raises(ValueError, match="timestamp"):
+        next(TimeSplit().split(X.drop(columns="timestamp")))
+
+
+def test_user_holdout_share_per_user(interactions):
+    splitter = UserHoldout(test_size=0.25, n_splits=2, random_state=0)
+    folds = list(splitter.split(interactions))
+    assert len(folds) == splitter.get_n_splits() == 2
+    train, test = folds[0]
+    sizes = interactions.groupby("user_id").size()
+    held = interactions.iloc[test].groupby("user_id").size()
+    np.testing.assert_array_equal(held, np.clip(np.round(0.25 * sizes), 1, sizes - 1))
+    assert not np.array_equal(folds[0][1], folds[1][1])
+    assert (
+        list(UserHoldout(random_state=3).split(interactions))[0][1].tolist()
+        == list(UserHoldout(random_state=3).split(interactions))[0][1].tolist()
+    )
+
+
+def test_cross_validate_and_grid_search_agree_with_evaluate(interactions):
+    train, test = next(LeaveLastOut().split(interactions))
+    direct = evaluate(Popular().fit(interactions.iloc[train]), interactions.iloc[test])
+    cv = cross_validate(
+        Popular(),
+        interactions,
+        cv=LeaveLastOut(),
+        scoring={"ndcg": ranking_scorer("ndcg", k=10), "hr": ranking_scorer("hr", k=10)},
+    )
+    assert cv["test_ndcg"][0] == pytest.approx(direct["ndcg@10"])
+    assert cv["test_hr"][0] == pytest.approx(direct["hr@10"])
+    search = GridSearchCV(
+        make_pipeline(KCoreFilter(1, 1), Popular()),
+        {"kcorefilter__min_user_events": [1, 3], "popular__by": ["events"]},
+        cv=LeaveLastOut(),
+    ).fit(interactions)
+    assert search.cv_results_["mean_test_score"][0] == pytest.approx(direct["ndcg@10"])
+
+
+def test_sampled_protocol_ranks_against_negatives(interactions):
+    train, test = next(LeaveLastOut().split(interactions))
+    model = Popular().fit(interactions.iloc[train])
+    full = ranking_scorer("hr", k=10)(model, interactions.iloc[test])
+    sampled = ranking_scorer("hr", k=10, protocol="sampled", n_negatives=20)
+    assert sampled(model, interactions.iloc[test]) > full  # 20 negatives are an easier task
+    assert sampled(model, interactions.iloc[test]) == sampled(model, interactions.iloc[test])
+
+
+def test_rank_against_candidates_counts_strictly_higher():
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 10, 10, 11, 12]})
+    model = Popular().fit(X)  # popularity: 10 -> 3, 11 -> 1, 12 -> 1
+    ranks = rank_against_candidates(model, [3, 3], [11, 10], [[12, 10], [11, 12]])
+    assert ranks.tolist() == [1, 0]
+
+
+def test_scorer_rejects_non_recommenders(interactions):
+    from sklearn.linear_model import LinearRegression
+
+    with pytest.raises(TypeError, match="no recommend"):
+        ranking_scorer()(LinearRegression(), interactions)
+    with pytest.raises(ValueError, match="Unknown ranking metric"):
+        ranking_scorer("accuracy")
+
+
+def test_unknown_test_users_count_as_misses(interactions):
+    model = Popular().fit(interactions)
+    test = pd.DataFrame({"user_id": ["stranger"], "item_id": [interactions.item_id.iloc[0]]})
+    assert model.score(test) == 0.0
+
+
+# ------------------------------------------------------------------ real data (P1)
+def test_p1_popular_ml_100k_matches_reference_three_ways():
+    """P1 on ml-100k: same split as the independent reference and NDCG@10 = 0.0449."""
+    folder = data_folder("ml-100k")
+    X = load_ml_100k(folder.parent).interactions
+    train, test = next(LeaveLastOut().split(X))
+    held = X.iloc[test].sort_values("user_id", kind="stable")
+    fingerprint = hashlib.sha256(
+        held[["user_id", "item_id"]].to_numpy().astype(np.int64).tobytes()
+    ).hexdigest()[:16]
+    reference = subprocess.run(
+        [sys.executable, str(folder.parent.parent / "tools" / "p1_reference.py"), "ml-100k"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"SKREC_DATA": str(folder.parent)},
+    ).stdout
+    assert f"test fingerprint {fingerprint}" in reference
+    direct = evaluate(Popular().fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+    assert f"NDCG@10 {direct:.4f}" in reference
+    assert direct == pytest.approx(0.0449, abs=0.002)
+    cv = cross_validate(Popular(), X, cv=LeaveLastOut())["test_score"][0]
+    grid = (
+        GridSearchCV(
+            Popular(), {"by": ["events"]}, cv=LeaveLastOut(), scoring=ranking_scorer("ndcg", k=10)
+        )
+        .fit(X)
+        .best_score_
+    )
+    assert cv == pytest.approx(direct) and grid == pytest.approx(direct)
+    assert evaluate(Random(random_state=0).fit(X.iloc[train]), X.iloc[test])["ndcg@10"] < 0.01
+
+
+def test_pipeline_binarize_kcore_popular_on_ml_100k():
+    folder = data_folder("ml-100k")
+    X = load_ml_100k(folder.parent).interactions
+    pipe = make_pipeline(Binarize(threshold=4), KCoreFilter(5), Popular())
+    search = GridSearchCV(
+        pipe,
+        {"kcorefilter__min_user_events": [5, 20]},
+        cv=LeaveLastOut(),
+        scoring=ranking_scorer("ndcg", k=10),
+    ).fit(X)
+    assert 0.02 < search.best_score_ < 0.2
+    assert search.best_estimator_[-1].item_popularity_.sum() < len(X)

@@ -1,0 +1,39 @@
+import pandas as pd
+import pytest
+
+from skrec.preprocessing import Binarize, Deduplicate, KCoreFilter
+
+
+def test_binarize_keeps_ratings_at_threshold():
+    X = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [1, 2, 3], "weight": [5, 3, 4]})
+    out = Binarize(threshold=4).fit_transform(X)
+    assert out.item_id.tolist() == [1, 3] and out.weight.tolist() == [1.0, 1.0]
+    assert Binarize(4, keep_weight=True).fit_transform(X).weight.tolist() == [5, 4]
+    with pytest.raises(ValueError, match="'rating' column"):
+        Binarize(column="rating").fit_transform(X)
+
+
+def test_kcore_is_iterated_to_a_fixed_point():
+    # user 3 has 1 event; dropping it leaves item 3 with 1 event, which must go too,
+    # and then user 2 has a single event left.
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 4, 4], "item_id": [1, 2, 1, 3, 3, 1, 2]})
+    out = KCoreFilter(min_user_events=2, min_item_events=2).fit_transform(X)
+    assert sorted(zip(out.user_id, out.item_id)) == [(1, 1), (1, 2), (4, 1), (4, 2)]
+    assert KCoreFilter(2, 2).fit(X).transform(X) is X  # scoring-time no-op
+    with pytest.raises(ValueError, match="removed every event"):
+        KCoreFilter(10, 10).fit_transform(X)
+    with pytest.raises(ValueError, match="min_user_events"):
+        KCoreFilter(-1).fit_transform(X)
+
+
+def test_deduplicate_keeps_last_in_time():
+    X = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1],
+            "item_id": [7, 7, 8],
+            "timestamp": [5, 2, 3],
+            "weight": [1.0, 2.0, 3.0],
+        }
+    )
+    assert Deduplicate().fit_transform(X).weight.tolist() == [1.0, 3.0]
+    assert Deduplicate(keep="first").fit_transform(X).weight.tolist() == [2.0, 3.0]
