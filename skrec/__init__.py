@@ -1,11 +1,11 @@
 """skrec: recommender models behind the scikit-learn estimator API."""
 
 from .base import BaseRecommender
-from .models import Popular, Random
+from .models import ALS, EASE, SLIM, Popular, Random
 
 __version__ = "0.1.0"
 
 #: Every estimator skrec exports; tests/test_common.py runs each through the contract.
-ESTIMATORS = ["Popular", "Random"]
+ESTIMATORS = ["ALS", "EASE", "Popular", "Random", "SLIM"]
 
-__all__ = ["BaseRecommender", "Popular", "Random"]
+__all__ = ["BaseRecommender", "ALS", "EASE", "Popular", "Random", "SLIM"]

@@ -67,6 +67,8 @@ class BaseRecommender(BaseEstimator):
 
     #: Sequential models need each user's events in time order.
     _requires_timestamp = False
+    #: Hyper-parameter constraints, checked at fit (scikit-learn's declarative style).
+    _parameter_constraints: dict = {}
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -84,6 +86,7 @@ class BaseRecommender(BaseEstimator):
         -------
         self
         """
+        self._validate_params()  # declarative _parameter_constraints, scikit-learn's checker
         checked = check_interactions(X, y, require_timestamp=self._requires_timestamp)
         user_ids, user_codes = encode_ids(checked["user"])
         item_ids, item_codes = encode_ids(checked["item"])

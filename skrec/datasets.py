@@ -384,7 +384,8 @@ def load_diginetica_sample(data_home=None, download: bool = True) -> Bunch:
 
 
 _BY_NAME = {
-    "ml-100k": lambda h: load_ml_100k(h).interactions,
+    # P1 treats every rating as an implicit event: the rating column is left out.
+    "ml-100k": lambda h: load_ml_100k(h).interactions.drop(columns="weight"),
     "ml-1m": lambda h: load_ml_1m_seq(h).interactions,
     "beauty": lambda h: load_beauty(h).interactions,
     "diginetica": lambda h: load_diginetica_sample(h).interactions,

@@ -12,9 +12,15 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skrec
-from skrec import Popular, Random
+from skrec import ALS, EASE, SLIM, Popular, Random
 
-ESTIMATORS = [Popular(), Random(random_state=0)]
+ESTIMATORS = [
+    Popular(),
+    Random(random_state=0),
+    EASE(l2_reg=10.0),
+    SLIM(alpha=1e-3, max_iter=5),
+    ALS(n_factors=8, max_iter=5, random_state=0),
+]
 
 _WIDE = (
     "feeds a generic numeric feature matrix with more than 3 columns; an interaction table "

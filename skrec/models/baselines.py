@@ -7,6 +7,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from ..base import BaseRecommender, UserContext
+from ..utils.validation import StrOptions
 
 
 class Popular(BaseRecommender):
@@ -33,6 +34,8 @@ class Popular(BaseRecommender):
     (1, 3)
     """
 
+    _parameter_constraints = {"by": [StrOptions({"events", "users", "weight"})]}
+
     def __init__(self, by: str = "events"):
         self.by = by
 
@@ -41,13 +44,8 @@ class Popular(BaseRecommender):
             popularity = data.item_counts().astype(np.float64)
         elif self.by == "users":
             popularity = np.diff(data.csr().tocsc().indptr).astype(np.float64)
-        elif self.by == "weight":
+        else:  # "weight"
             popularity = np.bincount(data.item, data.weight, minlength=data.n_items)
-        else:
-            raise ValueError(
-                f"The 'by' parameter of Popular must be 'events', 'users' or 'weight'. Got "
-                f"{self.by!r} instead."
-            )
         self.item_popularity_ = popularity
 
     def _score_users(self, context: UserContext):
@@ -83,6 +81,8 @@ class Random(BaseRecommender):
     ----------
     random_state : int, RandomState or None
     """
+
+    _parameter_constraints = {"random_state": ["random_state"]}
 
     def __init__(self, random_state=None):
         self.random_state = random_state

@@ -10,7 +10,8 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import _safe_indexing  # noqa: F401  (re-exported for the splitters)
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401 (re-exported)
 
 USER, ITEM, TIME, WEIGHT = "user_id", "item_id", "timestamp", "weight"
 _ARRAY_COLUMNS = (USER, ITEM, TIME)

@@ -1,0 +1,109 @@
+"""Tune hyper-parameters on the validation event and store them in skrec/configs/.
+
+The test event is never seen: for P1 the data is first cut by LeaveLastOut (test =
+each user's last event), then GridSearchCV with cv=LeaveLastOut() on the remaining
+events holds out the event before the test one (the validation event). For the NCF
+protocol the validation event is the last training pair of each user in file order,
+ranked among 99 sampled negatives, like the test protocol.
+
+    SKREC_DATA=../shared/data python benchmarks/tune.py ml-100k:EASE,ALS,SLIM ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from sklearn.model_selection import GridSearchCV
+
+import skrec
+from skrec.bench import CONFIG_DIR
+from skrec.datasets import fetch_interactions, load_ml_1m_ncf
+from skrec.model_selection import LeaveLastOut, ranking_scorer
+
+GRIDS = {
+    "ml-100k": {
+        "EASE": {"l2_reg": [50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]},
+        "ALS": {
+            "n_factors": [64],
+            "regularization": [0.01, 1.0, 10.0, 30.0],
+            "alpha": [1.0, 3.0, 10.0, 30.0],
+            "random_state": [0],
+        },
+        "SLIM": {"alpha": [1e-4, 3e-4, 1e-3, 3e-3], "l1_ratio": [0.02, 0.1, 0.5]},
+    },
+    "ml-1m": {
+        "EASE": {"l2_reg": [200.0, 500.0, 1000.0, 2000.0, 4000.0]},
+        "ALS": {
+            "n_factors": [64, 128],
+            "regularization": [0.01, 3.0, 30.0],
+            "alpha": [1.0, 3.0, 10.0],
+            "random_state": [0],
+        },
+    },
+    "beauty": {
+        "ALS": {
+            "n_factors": [128],
+            "regularization": [0.01, 3.0, 30.0],
+            "alpha": [1.0, 3.0, 10.0, 30.0],
+            "random_state": [0],
+        },
+    },
+    "ml-1m-ncf": {
+        "EASE": {"l2_reg": [300.0, 1000.0, 2000.0, 4000.0]},
+        "SLIM": {"alpha": [1e-4, 3e-4, 1e-3], "l1_ratio": [0.05, 0.2, 0.5]},
+        "ALS": {
+            "n_factors": [64, 128],
+            "regularization": [0.01, 3.0, 30.0],
+            "alpha": [1.0, 3.0, 10.0],
+            "random_state": [0],
+        },
+    },
+}
+
+
+def tune(dataset: str, models: list[str]) -> None:
+    if dataset == "ml-1m-ncf":
+        train = load_ml_1m_ncf().train
+        scoring = ranking_scorer("hr", k=10, protocol="sampled", n_negatives=99)
+    else:
+        X = fetch_interactions(dataset)
+        train = X.iloc[next(LeaveLastOut().split(X))[0]]
+        scoring = ranking_scorer("ndcg", k=10)
+    path = CONFIG_DIR / f"{dataset}.json"
+    config = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    for name in models:
+        start = time.perf_counter()
+        search = GridSearchCV(
+            getattr(skrec, name)(),
+            GRIDS[dataset][name],
+            cv=LeaveLastOut(),
+            scoring=scoring,
+            refit=False,
+            n_jobs=1,
+        ).fit(train)
+        elapsed = time.perf_counter() - start
+        print(
+            f"{dataset} {name}: best {search.best_params_} validation "
+            f"{search.best_score_:.4f} ({len(search.cv_results_['params'])} fits, "
+            f"{elapsed:.0f} s)",
+            flush=True,
+        )
+        for params, score in zip(
+            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+        ):
+            print(f"    {score:.4f} {params}", flush=True)
+        config["models"][name] = search.best_params_
+        config["tuning"] = config.get("tuning", {})
+        config["tuning"][name] = {
+            "validation_score": round(float(search.best_score_), 4),
+            "grid": GRIDS[dataset][name],
+        }
+        path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        dataset, names = arg.split(":")
+        tune(dataset, names.split(","))

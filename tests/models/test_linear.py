@@ -1,0 +1,111 @@
+"""EASE and SLIM against independent solutions of their objectives."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import ElasticNet
+
+from skrec import EASE, SLIM, Popular
+from skrec.datasets import make_interactions
+from skrec.model_selection import LeaveLastOut, evaluate
+from skrec.models import linear
+
+
+def _dense(model, X):
+    m = np.zeros((len(model.user_ids_), len(model.item_ids_)))
+    m[model._user_index.get_indexer(X.user_id), model._item_index.get_indexer(X.item_id)] = 1
+    return m
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_interactions(n_users=80, n_items=25, mean_events=8, random_state=3)
+
+
+def test_ease_equals_per_item_ridge_with_item_left_out(small):
+    model = EASE(l2_reg=7.0).fit(small)
+    X = _dense(model, small)
+    for j in (0, 5, 24):
+        others = np.delete(np.arange(X.shape[1]), j)
+        A = X[:, others]
+        b = np.linalg.solve(A.T @ A + 7.0 * np.eye(len(others)), A.T @ X[:, j])
+        np.testing.assert_allclose(model.coef_[others, j], b, atol=1e-4)
+        assert model.coef_[j, j] == 0
+
+
+def test_slim_equals_elasticnet_per_item(small):
+    model = SLIM(alpha=2e-3, l1_ratio=0.3, max_iter=500, tol=1e-9).fit(small)
+    X = _dense(model, small)
+    W = model.coef_.toarray()
+    for j in (0, 7, 24):
+        others = np.delete(np.arange(X.shape[1]), j)
+        reference = ElasticNet(
+            alpha=2e-3,
+            l1_ratio=0.3,
+            positive=True,
+            fit_intercept=False,
+            tol=1e-10,
+            max_iter=100_000,
+        ).fit(X[:, others], X[:, j])
+        np.testing.assert_allclose(W[others, j], reference.coef_, atol=1e-4)
+
+
+def test_slim_weights_are_sparse_nonnegative_zero_diagonal():
+    X = make_interactions(n_users=300, n_items=80, random_state=0)
+    W = SLIM(alpha=1e-3, l1_ratio=0.5).fit(X).coef_
+    assert W.min() >= 0
+    assert (W.diagonal() == 0).all()
+    assert W.nnz < 0.3 * 80 * 80
+    neighbors = SLIM(alpha=1e-3, l1_ratio=0.5, n_neighbors=5).fit(X).coef_
+    assert (np.diff(neighbors.tocsc().indptr) <= 5).all()
+
+
+@pytest.mark.parametrize(
+    "model", [EASE(l2_reg=50.0), SLIM(alpha=1e-3, l1_ratio=0.1)], ids=["EASE", "SLIM"]
+)
+def test_beats_popular_on_structured_data(model):
+    X = make_interactions(n_users=600, n_items=150, random_state=0)
+    train, test = next(LeaveLastOut().split(X))
+    popular = evaluate(Popular().fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+    learned = evaluate(model.fit(X.iloc[train]), X.iloc[test])["ndcg@10"]
+    assert learned > 1.3 * popular, (learned, popular)
+
+
+def test_similar_items_follow_the_weights(small):
+    model = EASE(l2_reg=7.0).fit(small)
+    item = model.item_ids_[3]
+    ids, scores = model.similar_items([item], k=4, return_scores=True)
+    row = model.coef_[3].copy()
+    row[3] = -np.inf
+    assert ids[0, 0] == model.item_ids_[np.argmax(row)] and item not in ids[0]
+    assert SLIM(alpha=1e-3).fit(small).similar_items([item], k=2).shape == (1, 2)
+
+
+def test_ease_refuses_what_will_not_fit(monkeypatch, small):
+    monkeypatch.setattr(linear, "_available_memory_bytes", lambda: 1000.0)
+    with pytest.raises(MemoryError, match="GiB for 25 items.*SLIM or ALS"):
+        EASE().fit(small)
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (EASE(l2_reg=-1), "l2_reg"),
+        (SLIM(alpha=0), "'alpha'"),
+        (SLIM(l1_ratio=2), "l1_ratio"),
+        (SLIM(n_neighbors=0), "n_neighbors"),
+    ],
+)
+def test_bad_hyper_parameters(model, match, small):
+    with pytest.raises(ValueError, match=match):
+        model.fit(small)
+
+
+def test_history_scores_from_the_given_events(small):
+    model = EASE(l2_reg=7.0).fit(small)
+    items = model.item_ids_[:3]
+    history = pd.DataFrame({"user_id": ["s"] * 3, "item_id": items})
+    expected = model.coef_[:3].sum(0)
+    expected[:3] = -np.inf
+    ids = model.recommend(["s"], k=3, history=history)
+    np.testing.assert_array_equal(ids[0], model.item_ids_[np.argsort(-expected, kind="stable")[:3]])
