@@ -404,6 +404,12 @@ def fetch_interactions(name: str, data_home=None, random_state=0) -> pd.DataFram
         return make_interactions(n_users=1000, n_items=300, random_state=random_state)
     if name in _BY_NAME:
         return _BY_NAME[name](data_home)
+    if name == "frappe":
+        raise ValueError(
+            "frappe is a CTR dataset (context features, labels), not a plain interaction "
+            "table; load it with load_frappe(). Its benchmark protocol 'ctr' comes with the "
+            "feature-crossing models."
+        )
     if str(name).endswith(".csv"):
         return pd.read_csv(name)
     raise ValueError(

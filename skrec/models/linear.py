@@ -132,7 +132,8 @@ class SLIM(_ItemItem):
     tol : float, default=1e-4
         Stop when no weight moved more than ``tol`` times the largest weight.
     n_jobs : int, optional
-        Torch threads for the sweeps (default: torch's setting).
+        Torch threads for the sweeps (default: torch's setting; one thread below 1,000
+        items, where the per-coordinate work is too small to share).
     verbose : bool, default=False
         Progress bar over sweeps.
 
@@ -204,6 +205,8 @@ class SLIM(_ItemItem):
         threads = torch.get_num_threads()
         if self.n_jobs:
             torch.set_num_threads(self.n_jobs if self.n_jobs > 0 else os.cpu_count() or 1)
+        elif n < 1000:
+            torch.set_num_threads(1)  # per-coordinate ops this small only pay thread overhead
         try:
             W, self.n_iter_ = _slim_coordinate_descent(
                 gram, l1, l2, self.positive, allowed, self.max_iter, self.tol, self.verbose
