@@ -25,16 +25,20 @@ def chunk_rows(n_columns: int, chunk_elements: int | None = None) -> int:
 def _ordered_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k per row, best first; equal scores ordered by lower column index.
 
-    ``torch.topk`` leaves the order of ties unspecified; rows whose k-th best value is
-    shared with a column outside the top-k are re-ranked with a stable sort.
+    ``torch.topk`` leaves the order of ties unspecified. One extra candidate tells
+    whether the k-th best value is shared with a column outside the top-k; only such
+    rows are re-ranked with a full stable sort.
     """
-    values, index = torch.topk(scores, k, dim=1)  # (B, k)
-    boundary_ties = (scores >= values[:, -1:]).sum(dim=1) > k  # (B,)
-    if boundary_ties.any():
-        rows = boundary_ties.nonzero().squeeze(1)
-        order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :k]
-        index[rows] = order
-        values[rows] = scores[rows].gather(1, order)
+    extra = min(k + 1, scores.shape[1])
+    values, index = torch.topk(scores, extra, dim=1)  # (B, k + 1)
+    if extra > k:
+        boundary_ties = values[:, k] == values[:, k - 1]  # (B,)
+        values, index = values[:, :k], index[:, :k]
+        if boundary_ties.any():
+            rows = boundary_ties.nonzero().squeeze(1)
+            order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :k]
+            index[rows] = order
+            values[rows] = scores[rows].gather(1, order)
     # Inside the top-k: sort by index, then stably by value, so ties go by index.
     by_index = torch.argsort(index, dim=1)
     index, values = index.gather(1, by_index), values.gather(1, by_index)
@@ -92,7 +96,8 @@ def topk(
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         scores = score_chunk(start, stop).float()  # (B, C), ours to modify
-        scores.masked_fill_(scores.isnan(), -torch.inf)
+        if scores.isnan().any():
+            scores.masked_fill_(scores.isnan(), -torch.inf)
         _mask(scores, exclude, start, stop)
         top_index, top_values = _ordered_topk(scores, k)
         index[start:stop] = top_index.cpu().numpy()
