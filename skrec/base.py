@@ -123,6 +123,7 @@ class BaseRecommender(BaseEstimator):
         return self
 
     def _fit(self, data: Interactions, y: np.ndarray | None) -> None:
+        """Learn from ``data``; ``self._seen`` already holds its user-item CSR matrix."""
         raise NotImplementedError
 
     # ----------------------------------------------------------- scoring hooks

@@ -43,7 +43,7 @@ class Popular(BaseRecommender):
         if self.by == "events":
             popularity = data.item_counts().astype(np.float64)
         elif self.by == "users":
-            popularity = np.diff(data.csr().tocsc().indptr).astype(np.float64)
+            popularity = np.diff(self._seen.tocsc().indptr).astype(np.float64)
         else:  # "weight"
             popularity = np.bincount(data.item, data.weight, minlength=data.n_items)
         self.item_popularity_ = popularity

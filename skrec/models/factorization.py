@@ -127,7 +127,7 @@ class ALS(BaseRecommender):
     def _fit(self, data, y):
         model = self._make_implicit()
         with threadpool_limits(1, "blas"):  # implicit parallelises itself
-            model.fit(data.csr(), show_progress=bool(self.verbose))
+            model.fit(self._seen, show_progress=bool(self.verbose))
         if hasattr(model, "to_cpu"):
             model = model.to_cpu()
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)

@@ -24,9 +24,11 @@ def _available_memory_bytes() -> float:
         return float("inf")
 
 
-def _binary_gram(data) -> np.ndarray:
-    m = data.csr()
-    return (m.T @ m).toarray().astype(np.float64)
+def _binary_gram(seen: sp.csr_matrix) -> np.ndarray:
+    """Item co-occurrence counts ``X'X`` of the binarised user-item matrix, float64."""
+    binary = seen.copy()
+    binary.data[:] = 1.0
+    return (binary.T @ binary).toarray().astype(np.float64)
 
 
 class _ItemItem(BaseRecommender):
@@ -95,7 +97,7 @@ class EASE(_ItemItem):
                 f"matrices) but only {available / 2**30:.1f} GiB is available. Use SLIM or ALS "
                 "for catalogs this large, or filter rare items with KCoreFilter."
             )
-        gram = _binary_gram(data)
+        gram = _binary_gram(self._seen)
         gram[np.diag_indices(n)] += self.l2_reg
         precision = np.linalg.inv(gram)
         coef = precision / (-np.diag(precision))
@@ -189,7 +191,7 @@ class SLIM(_ItemItem):
         self.verbose = verbose
 
     def _fit(self, data, y):
-        gram = torch.from_numpy(_binary_gram(data)).float()
+        gram = torch.from_numpy(_binary_gram(self._seen)).float()
         n = data.n_items
         l1 = self.alpha * self.l1_ratio * data.n_users
         l2 = self.alpha * (1.0 - self.l1_ratio) * data.n_users
