@@ -48,41 +48,25 @@ def test_bench_default_runs_offline_and_writes_results(tmp_path):
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
-def test_bench_ml_100k_reproduces_popular(tmp_path):
-    home = data_folder("ml-100k").parent
-    done = run(
-        "bench",
-        "--dataset",
-        "ml-100k",
-        "--models",
-        "Popular",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-        env={"SKREC_DATA": str(home)},
-    )
+def bench_on_shared_data(folder, tmp_path, *args):
+    """Run `skrec bench` on a shared dataset folder; return its first result record."""
+    home = data_folder(folder).parent
+    done = run("bench", *args, "--out", str(tmp_path), "--quiet", env={"SKREC_DATA": str(home)})
     assert done.returncode == 0, done.stderr
-    record = json.loads((tmp_path / "results.json").read_text())[0]
+    return json.loads((tmp_path / "results.json").read_text())[0]
+
+
+def test_bench_ml_100k_reproduces_popular(tmp_path):
+    record = bench_on_shared_data(
+        "ml-100k", tmp_path, "--dataset", "ml-100k", "--models", "Popular"
+    )
     assert record["metrics"]["ndcg@10"] == pytest.approx(0.0449, abs=0.002)
 
 
 def test_bench_ncf_protocol(tmp_path):
-    home = data_folder("ml-1m-ncf").parent
-    done = run(
-        "bench",
-        "--dataset",
-        "ml-1m-ncf",
-        "--protocol",
-        "ncf",
-        "--models",
-        "Popular",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-        env={"SKREC_DATA": str(home)},
+    record = bench_on_shared_data(
+        "ml-1m-ncf", tmp_path, "--dataset", "ml-1m-ncf", "--protocol", "ncf", "--models", "Popular"
     )
-    assert done.returncode == 0, done.stderr
-    record = json.loads((tmp_path / "results.json").read_text())[0]
     assert record["metrics"]["hr@10"] == pytest.approx(0.4538, abs=0.001)
 
 
