@@ -198,31 +198,25 @@ class BaseRecommender(BaseEstimator):
                 f"{int(unknown.sum())} user(s) are neither known from fit nor present in "
                 f"history (with items the model knows), e.g. {users[unknown][:5].tolist()}."
             )
-        order = np.arange(len(keep))
-        if checked["timestamp"] is not None:
-            order = np.lexsort((order, checked["timestamp"]))
-        order = order[keep[order]]
-        weight = checked["weight"][order] if checked["weight"] is not None else None
+        # Each user's history events, in time order (ties keep input order).
         history_events = Interactions.build(
-            hist_row[order],
-            hist_item[order],
+            hist_row[keep],
+            hist_item[keep],
             n_users=len(request_users),
             n_items=self._train.n_items,
-            weight=weight,
+            weight=None if checked["weight"] is None else checked["weight"][keep],
+            timestamp=None if checked["timestamp"] is None else checked["timestamp"][keep],
         ).take_users(request_codes)
+        # Users without history keep their training events; the two sets of rows are
+        # disjoint, and a stable sort by row keeps each one's order.
         train_rows = np.flatnonzero(~from_history)
         train_events = self._train.take_users(user_idx[train_rows])
         events = Interactions.build(
-            np.r_[
-                history_events.user[from_history[history_events.user]],
-                train_rows[train_events.user],
-            ],
-            np.r_[history_events.item[from_history[history_events.user]], train_events.item],
+            np.r_[history_events.user, train_rows[train_events.user]],
+            np.r_[history_events.item, train_events.item],
             n_users=len(users),
             n_items=self._train.n_items,
-            weight=np.r_[
-                history_events.weight[from_history[history_events.user]], train_events.weight
-            ],
+            weight=np.r_[history_events.weight, train_events.weight],
         )
         return UserContext(user_idx, from_history, events)
 

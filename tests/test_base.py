@@ -133,3 +133,23 @@ def test_history_with_unknown_items_ignores_them():
     model = Popular().fit(_table())
     history = pd.DataFrame({"user_id": ["new", "new"], "item_id": [10, "never-seen"]})
     assert model.recommend(["new"], k=2, history=history)[0].tolist() == [11, 12]
+
+
+class _LastItem(Popular):
+    """Scores only the item after the user's last event in item-id order (tests context order)."""
+
+    def _score_users(self, context):
+        import torch
+
+        last = context.events.item[context.events.indptr[1:] - 1]
+        scores = torch.zeros(len(context), self._train.n_items)
+        scores[torch.arange(len(context)), torch.from_numpy((last + 1) % self._train.n_items)] = 1
+        return scores
+
+
+def test_history_events_are_ordered_by_time_with_input_order_on_ties():
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [0, 1, 2, 3]})
+    model = _LastItem().fit(X)
+    history = pd.DataFrame({"user_id": ["s"] * 3, "item_id": [2, 0, 1], "timestamp": [9, 3, 9]})
+    # time order: 0 (t=3), then 2 and 1 tie at t=9 and keep input order -> last is 1
+    assert model.recommend(["s"], k=1, exclude_seen=False, history=history)[0, 0] == 2
