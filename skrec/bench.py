@@ -232,7 +232,7 @@ def write_results(records: list[dict], out) -> list[Path]:
         logger.info("matplotlib not installed; skipping results.png")
         return written
     key = next(k for k in records[0]["metrics"] if k.startswith("ndcg"))
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(records)))
+    fig, ax = plt.subplots(figsize=(6, 1.5 + 0.4 * len(records)))
     names = [r["model"] for r in records]
     ax.barh(
         names,
