@@ -277,16 +277,22 @@ class BaseRecommender(BaseEstimator):
         all_items = len(columns) == self._train.n_items
         if not all_items:
             exclude = restrict_columns(exclude, columns, self._train.n_items)
+        check_nan = True
         if _overrides(self, "_user_item_vectors"):
-            U, I = self._user_item_vectors(context)
-            score_chunk = vector_scorer(U, I if all_items else I[columns], self._retrieval_device())
+            U, I = (torch.as_tensor(v) for v in self._user_item_vectors(context))
+            I = I if all_items else I[torch.from_numpy(columns)]
+            # Finite vectors give NaN-free scores: skip the per-chunk NaN pass.
+            check_nan = not (torch.isfinite(U).all() and torch.isfinite(I).all())
+            score_chunk = vector_scorer(U, I, self._retrieval_device())
         else:
 
             def score_chunk(start, stop):
                 scores = torch.as_tensor(self._score_users(context.rows(start, stop)))
                 return scores if all_items else scores[:, torch.from_numpy(columns)]
 
-        index, scores = topk(score_chunk, len(context), len(columns), k, exclude=exclude)
+        index, scores = topk(
+            score_chunk, len(context), len(columns), k, exclude=exclude, check_nan=check_nan
+        )
         missing = index < 0
         ids = self.item_ids_[columns[np.where(missing, 0, index)]]
         if missing.any():

@@ -67,6 +67,7 @@ def topk(
     *,
     exclude: sp.csr_matrix | None = None,
     chunk_elements: int | None = None,
+    check_nan: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` columns for each of ``n_rows`` rows.
 
@@ -82,6 +83,9 @@ def topk(
         Non-zero entries are never returned (seen items).
     chunk_elements : int, optional
         Score elements held at once; bounds peak memory.
+    check_nan : bool, default=True
+        Rank NaN scores last. A caller that knows its scores are NaN-free (finite
+        vectors) may skip this pass over every chunk.
 
     Returns
     -------
@@ -96,7 +100,7 @@ def topk(
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         scores = score_chunk(start, stop).float()  # (B, C), ours to modify
-        if scores.isnan().any():
+        if check_nan and scores.isnan().any():
             scores.masked_fill_(scores.isnan(), -torch.inf)
         _mask(scores, exclude, start, stop)
         top_index, top_values = _ordered_topk(scores, k)
