@@ -40,7 +40,7 @@ def _hits(y_true, y_pred, k: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
     relevant = _as_relevance(y_true)
-    pred = np.asarray(y_pred, dtype=object if np.asarray(y_pred).dtype == object else None)
+    pred = np.asarray(y_pred)
     if pred.ndim != 2:
         raise ValueError(f"y_pred must be 2-D (users x ranked items); got shape {pred.shape}.")
     if len(relevant) != len(pred):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from numbers import Integral, Real
 
@@ -13,8 +12,6 @@ from tqdm.auto import tqdm
 
 from ..base import BaseRecommender, UserContext
 from ..utils.validation import Interval
-
-logger = logging.getLogger(__name__)
 
 
 def _available_memory_bytes() -> float:

@@ -10,7 +10,6 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401 (re-exported)
 
 USER, ITEM, TIME, WEIGHT = "user_id", "item_id", "timestamp", "weight"
@@ -211,8 +210,3 @@ def check_k(k, n_candidates: int) -> int:
             f"most {n_candidates} items, or widen `items=`."
         )
     return int(k)
-
-
-def safe_indexing(X, indices):
-    """Rows of ``X`` (DataFrame or array) at ``indices``; scikit-learn's own helper."""
-    return _safe_indexing(X, indices)
