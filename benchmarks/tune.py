@@ -54,9 +54,11 @@ GRIDS = {
     "ml-1m-ncf": {
         "EASE": {"l2_reg": [300.0, 600.0, 1000.0, 2000.0, 4000.0]},
         # Earlier rounds (alpha 1e-4..3e-2 x l1_ratio 0.02..0.8, then alpha 0.03..0.3 x
-        # l1_ratio 0.005..0.02) found alpha=0.1, l1_ratio=0.005 (validation 0.8124); this
-        # round asks whether more coordinate-descent sweeps help there.
-        "SLIM": {"alpha": [0.1], "l1_ratio": [0.005], "max_iter": [20, 60]},
+        # l1_ratio 0.005..0.02, then max_iter 20/60) found alpha=0.1, l1_ratio=0.005,
+        # max_iter=60 (validation 0.8147); this round tries fsSLIM neighbourhoods, which
+        # bound the cost of a sweep.
+        "SLIM": {"alpha": [0.1], "l1_ratio": [0.005], "max_iter": [60],
+                 "n_neighbors": [100, 300, None]},
         "ALS": {
             "n_factors": [64, 128],
             "regularization": [0.01, 3.0, 30.0],
