@@ -57,8 +57,12 @@ GRIDS = {
         # l1_ratio 0.005..0.02, then max_iter 20/60) found alpha=0.1, l1_ratio=0.005,
         # max_iter=60 (validation 0.8147); this round tries fsSLIM neighbourhoods, which
         # bound the cost of a sweep.
-        "SLIM": {"alpha": [0.1], "l1_ratio": [0.005], "max_iter": [60],
-                 "n_neighbors": [100, 300, None]},
+        "SLIM": {
+            "alpha": [0.1],
+            "l1_ratio": [0.005],
+            "max_iter": [60],
+            "n_neighbors": [100, 300, None],
+        },
         "ALS": {
             "n_factors": [64, 128],
             "regularization": [0.01, 3.0, 30.0],

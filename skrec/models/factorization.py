@@ -112,21 +112,21 @@ class ALS(BaseRecommender):
             use_gpu = implicit.gpu.HAS_CUDA
             if not use_gpu:
                 logger.warning("implicit was built without CUDA; ALS trains on the CPU.")
-        with threadpool_limits(1, "blas"):  # implicit warns about threaded BLAS otherwise
-            return AlternatingLeastSquares(
-                factors=self.n_factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.max_iter,
-                use_cg=self.use_cg,
-                use_gpu=use_gpu,
-                num_threads=self.n_jobs or 0,
-                random_state=int(seed),
-            )
+        return AlternatingLeastSquares(
+            factors=self.n_factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.max_iter,
+            use_cg=self.use_cg,
+            use_gpu=use_gpu,
+            num_threads=self.n_jobs or 0,
+            random_state=int(seed),
+        )
 
     def _fit(self, data, y):
-        model = self._make_implicit()
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself
+        # implicit parallelises itself (and warns at construction about threaded BLAS)
+        with threadpool_limits(1, "blas"):
+            model = self._make_implicit()
             model.fit(self._seen, show_progress=bool(self.verbose))
         if hasattr(model, "to_cpu"):
             model = model.to_cpu()

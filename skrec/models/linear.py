@@ -29,18 +29,19 @@ def _binary_gram(seen: sp.csr_matrix) -> np.ndarray:
 
 
 class _ItemItem(BaseRecommender):
-    """Scores = the user's interaction row times a learned item-item matrix ``W``."""
+    """Scores = the user's interaction row times the learned item-item ``coef_``
+    (dense for EASE, sparse for SLIM)."""
 
     def _score_users(self, context: UserContext):
-        scores = context.events.csr() @ self._weights()
-        scores = scores.toarray() if sp.issparse(scores) else scores
-        return torch.from_numpy(np.asarray(scores, dtype=np.float32))
+        return _dense_float32(context.events.csr() @ self.coef_)
 
     def _item_similarities(self, item_idx):
-        weights = self._weights()[item_idx]
-        return torch.from_numpy(
-            np.asarray(weights.toarray() if sp.issparse(weights) else weights, dtype=np.float32)
-        )
+        return _dense_float32(self.coef_[item_idx])
+
+
+def _dense_float32(matrix) -> torch.Tensor:
+    matrix = matrix.toarray() if sp.issparse(matrix) else matrix
+    return torch.from_numpy(np.asarray(matrix, dtype=np.float32))
 
 
 class EASE(_ItemItem):
@@ -100,9 +101,6 @@ class EASE(_ItemItem):
         coef = precision / (-np.diag(precision))
         coef[np.diag_indices(n)] = 0.0
         self.coef_ = coef.astype(np.float32)
-
-    def _weights(self):
-        return self.coef_
 
 
 class SLIM(_ItemItem):
@@ -196,9 +194,8 @@ class SLIM(_ItemItem):
         if self.n_neighbors is not None and self.n_neighbors < n - 1:
             ranked = gram.clone()
             ranked.fill_diagonal_(-1)
-            top = torch.topk(
-                ranked, self.n_neighbors, dim=0
-            ).indices  # (nn, n): features per target
+            # (n_neighbors, n): the features each target may use
+            top = torch.topk(ranked, self.n_neighbors, dim=0).indices
             allowed = torch.zeros(n, n, dtype=torch.bool)
             allowed.scatter_(0, top, True)
         threads = torch.get_num_threads()
@@ -213,9 +210,6 @@ class SLIM(_ItemItem):
         finally:
             torch.set_num_threads(threads)
         self.coef_ = sp.csr_matrix(W.numpy().astype(np.float32))
-
-    def _weights(self):
-        return self.coef_
 
 
 def _slim_coordinate_descent(G, l1, l2, positive, allowed, max_iter, tol, verbose):
