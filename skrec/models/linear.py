@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..base import BaseRecommender, UserContext
@@ -110,8 +111,9 @@ class SLIM(_ItemItem):
     * |w|_1 + alpha * (1 - l1_ratio) / 2 * ||w||²`` with ``w_jj = 0`` (and ``w >= 0``
     when ``positive``): scikit-learn's ElasticNet objective, one problem per item. The
     problems depend on the data only through the item Gram matrix ``X'X``, so all of
-    them are solved at once by coordinate descent on it, touching only coefficients
-    that change.
+    them are solved at once by cyclic coordinate descent on it, the bookkeeping of each
+    block of items deferred to one sparse product (same iterates, far fewer passes
+    over memory).
 
     Parameters
     ----------
@@ -129,8 +131,8 @@ class SLIM(_ItemItem):
     tol : float, default=1e-4
         Stop when no weight moved more than ``tol`` times the largest weight.
     n_jobs : int, optional
-        Torch threads for the sweeps (default: torch's setting; one thread below 1,000
-        items, where the per-coordinate work is too small to share).
+        BLAS threads for the sweeps' dense products (-1: all cores). One by default:
+        the per-coordinate products are too small to share.
     verbose : bool, default=False
         Progress bar over sweeps.
 
@@ -186,67 +188,91 @@ class SLIM(_ItemItem):
         self.verbose = verbose
 
     def _fit(self, data, y):
-        gram = torch.from_numpy(_binary_gram(self._seen)).float()
+        gram = _binary_gram(self._seen).astype(np.float32)
         n = data.n_items
         l1 = self.alpha * self.l1_ratio * data.n_users
         l2 = self.alpha * (1.0 - self.l1_ratio) * data.n_users
         allowed = None
         if self.n_neighbors is not None and self.n_neighbors < n - 1:
-            ranked = gram.clone()
+            ranked = torch.from_numpy(gram.copy())
             ranked.fill_diagonal_(-1)
             # (n_neighbors, n): the features each target may use
             top = torch.topk(ranked, self.n_neighbors, dim=0).indices
-            allowed = torch.zeros(n, n, dtype=torch.bool)
-            allowed.scatter_(0, top, True)
-        threads = torch.get_num_threads()
-        if self.n_jobs:
-            torch.set_num_threads(self.n_jobs if self.n_jobs > 0 else os.cpu_count() or 1)
-        elif n < 1000:
-            torch.set_num_threads(1)  # per-coordinate ops this small only pay thread overhead
-        try:
+            allowed = torch.zeros(n, n, dtype=torch.bool).scatter_(0, top, True).numpy()
+        threads = self.n_jobs or 1
+        if threads < 0:
+            threads = os.cpu_count() or 1
+        with threadpool_limits(threads, "blas"):
             W, self.n_iter_ = _slim_coordinate_descent(
                 gram, l1, l2, self.positive, allowed, self.max_iter, self.tol, self.verbose
             )
-        finally:
-            torch.set_num_threads(threads)
-        self.coef_ = sp.csr_matrix(W.numpy().astype(np.float32))
+        self.coef_ = sp.csr_matrix(W)
 
 
-def _slim_coordinate_descent(G, l1, l2, positive, allowed, max_iter, tol, verbose):
+def _slim_coordinate_descent(
+    G, l1, l2, positive, allowed, max_iter, tol, verbose, block=512, chunk=32
+):
     """Coordinate descent for all targets at once on the Gram matrix ``G`` (n, n).
 
     Column j of ``W`` solves ``min 1/2 w'Gw - g_j'w + l1 |w|_1 + l2/2 |w|²`` with
-    ``w_j = 0``. ``HT = (G @ W).T`` is kept up to date with rank-1 updates restricted
-    to the targets whose coefficient changed (rows of ``HT``, contiguous in memory).
+    ``w_j = 0``; each sweep updates feature k = 0, ..., n-1 in turn for every target
+    (cyclic Gauss-Seidel), which needs ``HT = (G @ W).T`` up to date at feature k.
+
+    Updates are deferred, not approximated: features are taken in blocks of ``block``,
+    and within a block in chunks of ``chunk``. A feature sees the changes of the
+    earlier features of its chunk through ``G[k, chunk] @ D`` (``D``: the block's
+    changes so far), those of earlier chunks through a dense product into the block's
+    rows of ``HT``, and those of earlier blocks through ``HT`` itself, which is updated
+    once per block by a sparse product (``D`` is as sparse as ``W``). The iterates are
+    those of plain one-coordinate-at-a-time descent, up to float rounding.
+
+    Returns ``W`` (``G``'s dtype; ``W[k, j]``: weight of feature k for target j) and
+    the number of sweeps run.
     """
     n = G.shape[0]
-    W = torch.zeros(n, n, dtype=G.dtype)  # W[k, j]: weight of feature k for target j
-    HT = torch.zeros(n, n, dtype=G.dtype)  # HT[j, k] = (G @ W)[k, j]
-    diag = torch.diagonal(G).clone()
+    W = np.zeros((n, n), dtype=G.dtype)  # W[k, j]: weight of feature k for target j
+    HT = np.zeros((n, n), dtype=G.dtype)  # HT[j, k] = (G @ W)[k, j]
+    diag = np.diagonal(G).copy()  # (n,)
+    scale = 1.0 / (diag + l2)  # (n,)
+    correction = np.empty(n, dtype=G.dtype)
     n_iter = 0
     for sweep in tqdm(range(1, max_iter + 1), disable=not verbose, desc="SLIM", unit="sweep"):
         n_iter = sweep
         biggest_change = 0.0
-        for k in range(n):
-            old = W[k]  # (n,)
-            rho = G[k] - HT[:, k] + diag[k] * old  # correlation of feature k with each target
-            if positive:
-                new = torch.clamp_min(rho - l1, 0.0)
-            else:
-                new = torch.sign(rho) * torch.clamp_min(rho.abs() - l1, 0.0)
-            new /= diag[k] + l2
-            new[k] = 0.0
-            if allowed is not None:
-                new *= allowed[k]
-            delta = new - old
-            changed = delta.nonzero().squeeze(1)
-            if len(changed) == 0:
-                continue
-            step = delta[changed]
-            HT.index_add_(0, changed, step[:, None] * G[k][None, :])
-            W[k, changed] = new[changed]
-            biggest_change = max(biggest_change, float(step.abs().max()))
-        scale = float(W.abs().max())
-        if scale == 0 or biggest_change <= tol * scale:
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            before = W[start:stop].copy()  # (b, n)
+            D = np.zeros_like(before)  # (b, n): this block's changes so far
+            H = np.ascontiguousarray(HT[:, start:stop].T)  # (b, n): H[i] = (G @ W)[start + i]
+            for first in range(start, stop, chunk):
+                last = min(first + chunk, stop)
+                # (c, n): each chunk feature's correlation with each target, own weight
+                # left out (and l1 taken off when positive)
+                rho = G[first:last] - H[first - start : last - start]
+                rho += diag[first:last, None] * W[first:last]
+                if positive:
+                    rho -= l1
+                for k in range(first, last):
+                    r = rho[k - first]  # (n,)
+                    if k > first:
+                        np.dot(G[k, first:k], D[first - start : k - start], out=correction)
+                        r -= correction
+                    if positive:
+                        np.maximum(r, 0.0, out=r)
+                    else:
+                        np.copysign(np.maximum(np.abs(r) - l1, 0.0), r, out=r)
+                    r *= scale[k]
+                    r[k] = 0.0
+                    if allowed is not None:
+                        r *= allowed[k]
+                    np.subtract(r, before[k - start], out=D[k - start])
+                    W[k] = r
+                if last < stop:  # the rest of the block sees this chunk's changes
+                    H[last - start :] += G[last:stop, first:last] @ D[first - start : last - start]
+            biggest_change = max(biggest_change, float(np.abs(D).max()))
+            changes = sp.csr_matrix(D).T.tocsr()  # (n, b), rows by target
+            HT += changes @ G[start:stop]  # (n, n)
+        largest = float(np.abs(W).max())
+        if largest == 0 or biggest_change <= tol * largest:
             break
     return W, n_iter

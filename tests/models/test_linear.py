@@ -50,6 +50,39 @@ def test_slim_equals_elasticnet_per_item(small):
         np.testing.assert_allclose(W[others, j], reference.coef_, atol=1e-4)
 
 
+def _one_coordinate_at_a_time(G, l1, l2, positive, allowed, sweeps):
+    """Cyclic coordinate descent with ``G @ W`` recomputed for every coordinate."""
+    W = np.zeros_like(G)
+    for _ in range(sweeps):
+        for k in range(len(G)):
+            rho = G[k] - G[k] @ W + G[k, k] * W[k]
+            if positive:
+                new = np.maximum(rho - l1, 0.0)
+            else:
+                new = np.sign(rho) * np.maximum(np.abs(rho) - l1, 0.0)
+            new /= G[k, k] + l2
+            new[k] = 0.0
+            W[k] = new if allowed is None else new * allowed[k]
+    return W
+
+
+@pytest.mark.parametrize("positive", [True, False], ids=["positive", "signed"])
+@pytest.mark.parametrize("neighbors", [False, True], ids=["all", "neighbors"])
+def test_slim_blocked_descent_has_the_plain_iterates(positive, neighbors):
+    # blocks of 16 and chunks of 5 over 50 items: partial chunks and a partial block
+    rng = np.random.default_rng(0)
+    X = (rng.random((120, 50)) < 0.2).astype(np.float64)
+    G = X.T @ X
+    allowed = rng.random((50, 50)) < 0.5 if neighbors else None
+    W, n_iter = linear._slim_coordinate_descent(
+        G.astype(np.float32), 1.0, 5.0, positive, allowed, 3, 0.0, False, block=16, chunk=5
+    )
+    expected = _one_coordinate_at_a_time(G, 1.0, 5.0, positive, allowed, 3)
+    assert n_iter == 3 and (expected != 0).mean() > 0.1
+    assert positive or expected.min() < 0
+    np.testing.assert_allclose(W, expected, atol=1e-5)
+
+
 def test_slim_weights_are_sparse_nonnegative_zero_diagonal():
     X = make_interactions(n_users=300, n_items=80, random_state=0)
     W = SLIM(alpha=1e-3, l1_ratio=0.5).fit(X).coef_
