@@ -21,8 +21,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .data.interactions import Interactions, encode_ids, lookup
-from .retrieval import chunk_rows, restrict_columns, topk, vector_scorer
+from .retrieval import INDEX_KINDS as ANN_KINDS
+from .retrieval import ItemIndex, chunk_rows, restrict_columns, topk, vector_scorer
 from .utils.validation import check_interactions, check_k
+
+#: Top-k retrieval for embedding models: exact, or a faiss index over the item vectors.
+INDEX_KINDS = ("exact", *ANN_KINDS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +107,7 @@ class BaseRecommender(BaseEstimator):
             n_items=len(item_ids),
             weight=checked["weight"],
             timestamp=checked["timestamp"],
+            target=checked["y"],
         )
         previous = dict(self.__dict__)
         try:
@@ -115,7 +120,8 @@ class BaseRecommender(BaseEstimator):
             self._item_index = pd.Index(item_ids)
             self._train = data
             self._seen = data.csr()
-            self._fit(data, checked["y"])
+            self._fit(data, data.target)
+            self._build_ann_index()
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous)
@@ -123,7 +129,10 @@ class BaseRecommender(BaseEstimator):
         return self
 
     def _fit(self, data: Interactions, y: np.ndarray | None) -> None:
-        """Learn from ``data``; ``self._seen`` already holds its user-item CSR matrix."""
+        """Learn from ``data``; ``self._seen`` already holds its user-item CSR matrix.
+
+        ``y`` is the target given to fit in the order of ``data``'s events (or None).
+        """
         raise NotImplementedError
 
     # ----------------------------------------------------------- scoring hooks
@@ -145,7 +154,7 @@ class BaseRecommender(BaseEstimator):
         context = self._training_context(users)
         if _overrides(self, "_user_item_vectors"):
             U, I = (torch.as_tensor(v) for v in self._user_item_vectors(context))
-            u, i = torch.from_numpy(inverse), torch.from_numpy(item_idx)
+            u, i = torch.from_numpy(inverse).to(U.device), torch.from_numpy(item_idx).to(I.device)
             return (U[u].float() * I[i].float()).sum(1).cpu().numpy().astype(np.float64)
         out = np.empty(len(user_idx), dtype=np.float64)
         order = np.argsort(inverse, kind="stable")
@@ -161,6 +170,25 @@ class BaseRecommender(BaseEstimator):
 
     def _retrieval_device(self) -> str | torch.device:
         return "cpu"
+
+    # ------------------------------------------------- approximate retrieval
+    def _build_ann_index(self) -> None:
+        """Embedding models with ``index`` other than "exact": a faiss index over the
+        item vectors that ``recommend`` searches (seen items still excluded exactly)."""
+        self.__dict__.pop("_ann_index_", None)
+        kind = getattr(self, "index", "exact")
+        if kind == "exact":
+            return
+        empty = self._training_context(np.zeros(0, dtype=np.int64))
+        _, items = self._user_item_vectors(empty)
+        items = torch.as_tensor(items).detach().float().cpu().numpy()
+        self._ann_index_ = ItemIndex(items, kind, random_state=getattr(self, "random_state", None))
+
+    def set_params(self, **params):
+        super().set_params(**params)
+        if "index" in params and hasattr(self, "item_ids_"):
+            self._build_ann_index()  # a fitted model searches with the new index at once
+        return self
 
     # ------------------------------------------------------------- contexts
     def _training_context(self, user_idx: np.ndarray) -> UserContext:
@@ -273,26 +301,7 @@ class BaseRecommender(BaseEstimator):
         columns = self._candidate_columns(items)
         k = check_k(k, len(columns))
         context = self._context(users, history)
-        exclude = context.events.csr() if exclude_seen else None
-        all_items = len(columns) == self._train.n_items
-        if not all_items:
-            exclude = restrict_columns(exclude, columns, self._train.n_items)
-        check_nan = True
-        if _overrides(self, "_user_item_vectors"):
-            U, I = (torch.as_tensor(v) for v in self._user_item_vectors(context))
-            I = I if all_items else I[torch.from_numpy(columns)]
-            # Finite vectors give NaN-free scores: skip the per-chunk NaN pass.
-            check_nan = not (torch.isfinite(U).all() and torch.isfinite(I).all())
-            score_chunk = vector_scorer(U, I, self._retrieval_device())
-        else:
-
-            def score_chunk(start, stop):
-                scores = torch.as_tensor(self._score_users(context.rows(start, stop)))
-                return scores if all_items else scores[:, torch.from_numpy(columns)]
-
-        index, scores = topk(
-            score_chunk, len(context), len(columns), k, exclude=exclude, check_nan=check_nan
-        )
+        index, scores = self._top_items(context, k, columns, exclude_seen)
         missing = index < 0
         ids = self.item_ids_[columns[np.where(missing, 0, index)]]
         if missing.any():
@@ -314,6 +323,35 @@ class BaseRecommender(BaseEstimator):
                 "(model.item_ids_)."
             )
         return np.unique(columns)
+
+    def _top_items(self, context: UserContext, k: int, columns=None, exclude_seen=True):
+        """Best ``k`` of ``columns`` (item indices; all by default) for each context row.
+
+        Returns positions into ``columns`` (-1 when fewer than ``k`` remain) and scores.
+        """
+        all_items = columns is None or len(columns) == self._train.n_items
+        exclude = context.events.csr() if exclude_seen else None
+        if not all_items:
+            exclude = restrict_columns(exclude, columns, self._train.n_items)
+        n_columns = self._train.n_items if all_items else len(columns)
+        check_nan = True
+        if _overrides(self, "_user_item_vectors"):
+            U, I = (torch.as_tensor(v) for v in self._user_item_vectors(context))
+            ann = self.__dict__.get("_ann_index_")
+            if ann is not None and all_items:  # allow-lists are searched exactly
+                users = U.detach().float().cpu().numpy()
+                return ann.search(users, k, exclude=exclude)
+            I = I if all_items else I[torch.from_numpy(columns)]
+            # Finite vectors give NaN-free scores: skip the per-chunk NaN pass.
+            check_nan = not (torch.isfinite(U).all() and torch.isfinite(I).all())
+            score_chunk = vector_scorer(U, I, self._retrieval_device())
+        else:
+
+            def score_chunk(start, stop):
+                scores = torch.as_tensor(self._score_users(context.rows(start, stop)))
+                return scores if all_items else scores[:, torch.from_numpy(columns)]
+
+        return topk(score_chunk, len(context), n_columns, k, exclude=exclude, check_nan=check_nan)
 
     def score(self, X, y=None) -> float:
         """NDCG@10 of ``recommend`` against the events of ``X`` (full ranking, seen excluded).

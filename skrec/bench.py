@@ -21,12 +21,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from tqdm.auto import tqdm
 
 from . import preprocessing
-from .datasets import fetch_interactions, load_ml_1m_ncf
+from .datasets import fetch_interactions, load_ml_1m_ncf, load_ml_100k
 from .model_selection import LeaveLastOut, _rank_metric, evaluate, rank_against_candidates
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("leave-last-out", "ncf")
+PROTOCOLS = ("leave-last-out", "ncf", "ratings")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -109,7 +109,7 @@ def _summary(per_user: np.ndarray) -> tuple[float, float]:
 
 
 def _prepare(dataset, protocol, data_home, random_state):
-    """(train table, evaluate function) for one dataset and protocol."""
+    """The folds of one dataset and protocol: a list of (train X, train y, evaluate)."""
     if protocol == "leave-last-out":
         X = fetch_interactions(dataset, data_home, random_state=random_state)
         train_rows, test_rows = next(LeaveLastOut().split(X))
@@ -120,7 +120,7 @@ def _prepare(dataset, protocol, data_home, random_state):
                 model, test, metrics=("hr", "ndcg"), k=k, per_user=True, timings=timings
             )
 
-        return train, run
+        return [(train, None, run)]
     if protocol == "ncf":
         if dataset != "ml-1m-ncf":
             raise ValueError("protocol 'ncf' is defined for --dataset ml-1m-ncf only.")
@@ -135,8 +135,27 @@ def _prepare(dataset, protocol, data_home, random_state):
             timings["recommend_seconds"] = time.perf_counter() - start
             return {f"{m}@{k}": _rank_metric(m, ranks, k) for m in ("hr", "ndcg")}
 
-        return data.train, run
+        return [(data.train, None, run)]
+    if protocol == "ratings":
+        if dataset != "ml-100k":
+            raise ValueError("protocol 'ratings' is defined for --dataset ml-100k (u1-u5).")
+        return [_rating_fold(base, test) for base, test in load_ml_100k(data_home).folds]
     raise ValueError(f"Unknown protocol {protocol!r}; choose from {PROTOCOLS}.")
+
+
+def _rating_fold(base, test):
+    """Explicit ratings: fit on ``base`` with the ratings as y, RMSE on ``test``. Pairs the
+    model cannot score (an item absent from ``base``) get the training mean rating."""
+    mean = float(base.weight.mean())
+
+    def run(model, k, timings):
+        start = time.perf_counter()
+        predicted = model.predict(test[["user_id", "item_id"]])
+        timings["recommend_seconds"] = time.perf_counter() - start
+        predicted = np.where(np.isnan(predicted), mean, predicted)
+        return {"rmse": np.array([np.sqrt(np.mean((predicted - test.weight.to_numpy()) ** 2))])}
+
+    return base[["user_id", "item_id", "timestamp"]], base.weight.to_numpy(np.float64), run
 
 
 def run_bench(
@@ -160,18 +179,25 @@ def run_bench(
         estimators = dict(models)
     else:
         estimators = {name: make_model(name, specs.get(name)) for name in models}
-    train, run = _prepare(dataset, protocol, data_home, random_state)
+    folds = _prepare(dataset, protocol, data_home, random_state)
     records = []
     bar = tqdm(estimators.items(), disable=not verbose, desc=f"bench {dataset}", unit="model")
     for name, estimator in bar:
         bar.set_postfix_str(name)
-        model = clone(estimator)
-        timings = {}
+        fit_seconds, timings, per_user = 0.0, {}, {}
         with PeakMemory() as memory:
-            start = time.perf_counter()
-            model.fit(train)
-            fit_seconds = time.perf_counter() - start
-            per_user = run(model, k, timings)
+            for train, y, run in folds:  # one fold, or several whose values are pooled
+                model = clone(estimator)
+                start = time.perf_counter()
+                model.fit(train, y)
+                fit_seconds += time.perf_counter() - start
+                fold_timings = {}
+                for key, values in run(model, k, fold_timings).items():
+                    per_user.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+                timings["recommend_seconds"] = timings.get("recommend_seconds", 0.0) + (
+                    fold_timings.get("recommend_seconds", float("nan"))
+                )
+        per_user = {key: np.concatenate(values) for key, values in per_user.items()}
         metrics, intervals = {}, {}
         for key, values in per_user.items():
             metrics[key], intervals[key] = _summary(np.asarray(values, dtype=np.float64))
@@ -195,9 +221,7 @@ def run_bench(
 def leaderboard(records: list[dict]) -> str:
     """A plain-text table of ``records``, best NDCG first."""
     rows = []
-    for r in sorted(
-        records, key=lambda r: -max(v for k, v in r["metrics"].items() if k.startswith("ndcg"))
-    ):
+    for r in sorted(records, key=_rank_key):
         row = {"model": r["model"]}
         for key, value in r["metrics"].items():
             row[key] = f"{value:.4f} ± {r['ci95'][key]:.4f}"
@@ -206,6 +230,16 @@ def leaderboard(records: list[dict]) -> str:
         row["peak MiB"] = f"{r['peak_memory_mb']:.0f}"
         rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)
+
+
+def _main_metric(record: dict) -> str:
+    return next((k for k in record["metrics"] if k.startswith("ndcg")), "rmse")
+
+
+def _rank_key(record: dict) -> float:
+    """Best first: highest NDCG, or lowest RMSE for the ratings protocol."""
+    key = _main_metric(record)
+    return record["metrics"][key] * (1 if key == "rmse" else -1)
 
 
 def write_results(records: list[dict], out) -> list[Path]:
@@ -231,7 +265,7 @@ def write_results(records: list[dict], out) -> list[Path]:
     except ImportError:
         logger.info("matplotlib not installed; skipping results.png")
         return written
-    key = next(k for k in records[0]["metrics"] if k.startswith("ndcg"))
+    key = _main_metric(records[0])
     fig, ax = plt.subplots(figsize=(6, 1.5 + 0.4 * len(records)))
     names = [r["model"] for r in records]
     ax.barh(
@@ -240,7 +274,7 @@ def write_results(records: list[dict], out) -> list[Path]:
         xerr=[r["ci95"][key] for r in records],
         color="tab:blue",
     )
-    ax.set_xlabel(f"{key} (95% CI over users)")
+    ax.set_xlabel(f"{key} (95% CI over {'folds' if key == 'rmse' else 'users'})")
     ax.set_title(f"{records[0]['dataset']} · {records[0]['protocol']}")
     ax.invert_yaxis()
     fig.tight_layout()

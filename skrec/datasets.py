@@ -246,7 +246,9 @@ def load_ml_100k(data_home=None, download: bool = True) -> Bunch:
 
     Returns a Bunch with ``interactions`` (``user_id, item_id, weight`` = rating 1-5,
     ``timestamp`` = unix seconds, in file order), ``user_features`` (age, gender, occupation,
-    zip code) and ``item_features`` (title, release date and 19 genre flags).
+    zip code), ``item_features`` (title, release date and 19 genre flags) and ``folds``:
+    the five official (``u1.base``, ``u1.test``) ... (``u5.base``, ``u5.test``) rating
+    splits, each table like ``interactions``.
     """
     folder = _folder("ml-100k", data_home, download)
     ratings = pd.read_csv(
@@ -289,7 +291,21 @@ def load_ml_100k(data_home=None, download: bool = True) -> Bunch:
         encoding="latin-1",
         names=["item_id", "title", "release_date", "video_release_date", "url", *genres],
     ).drop(columns=["video_release_date", "url"])
-    return Bunch(interactions=ratings, user_features=users, item_features=items, name="ml-100k")
+    columns = ["user_id", "item_id", "weight", "timestamp"]
+    folds = [
+        tuple(
+            pd.read_csv(folder / f"u{fold}.{part}", sep="\t", header=None, names=columns)
+            for part in ("base", "test")
+        )
+        for fold in range(1, 6)
+    ]
+    return Bunch(
+        interactions=ratings,
+        user_features=users,
+        item_features=items,
+        folds=folds,
+        name="ml-100k",
+    )
 
 
 def load_ml_1m(data_home=None, download: bool = True) -> Bunch:

@@ -1,5 +1,7 @@
 """Input validation and the failure behaviour of BaseRecommender."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,32 @@ def test_history_events_are_ordered_by_time_with_input_order_on_ties():
     history = pd.DataFrame({"user_id": ["s"] * 3, "item_id": [2, 0, 1], "timestamp": [9, 3, 9]})
     # time order: 0 (t=3), then 2 and 1 tie at t=9 and keep input order -> last is 1
     assert model.recommend(["s"], k=1, exclude_seen=False, history=history)[0, 0] == 2
+
+
+# ------------------------------------------------------- approximate retrieval
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_faiss_index_serves_recommend_with_seen_items_excluded(kind):
+    from skrec import ALS
+    from skrec.datasets import make_interactions
+
+    X = make_interactions(n_users=300, n_items=400, mean_events=15, random_state=0)
+    model = ALS(n_factors=16, index=kind, random_state=0).fit(X)
+    assert model._ann_index_.kind == kind
+    users = X.user_id.unique()
+    approximate = model.recommend(users, k=10)
+    seen = X.groupby("user_id").item_id.apply(set)
+    assert not any(set(row) & seen[u] for u, row in zip(users, approximate))
+    model.set_params(index="exact")
+    assert not hasattr(model, "_ann_index_")
+    exact = model.recommend(users, k=10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)])
+    assert recall >= (1.0 if kind == "flat" else 0.9), recall
+    model.set_params(index=kind)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.recommend(users[:20], k=10), approximate[:20])
+    # allow-lists are searched exactly
+    allowed = X.item_id.unique()[:50]
+    np.testing.assert_array_equal(
+        model.recommend(users[:20], k=5, items=allowed),
+        model.set_params(index="exact").recommend(users[:20], k=5, items=allowed),
+    )

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skrec
-from skrec import ALS, EASE, SLIM, Popular, Random
+from skrec import ALS, EASE, MF, SLIM, Item2Vec, NeuMF, Popular, Random
 
 ESTIMATORS = [
     Popular(),
@@ -20,6 +20,10 @@ ESTIMATORS = [
     EASE(l2_reg=10.0),
     SLIM(alpha=1e-3, max_iter=5),
     ALS(n_factors=8, max_iter=5, random_state=0),
+    ALS(n_factors=8, max_iter=5, index="hnsw", random_state=0),
+    MF(n_factors=8, max_iter=3, random_state=0),
+    NeuMF(n_factors=4, layers=(16, 8), max_iter=2, batch_size=512, random_state=0),
+    Item2Vec(n_factors=8, max_iter=2, random_state=0),
 ]
 
 _WIDE = (

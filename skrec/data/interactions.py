@@ -51,6 +51,8 @@ class Interactions:
     n_users, n_items : sizes of the index spaces
     indptr : int64 array of shape (n_users + 1,); user u's events are
         ``indptr[u]:indptr[u + 1]``.
+    target : float array of shape (n_events,) or None
+        The ``y`` given to fit (ratings, clicks), in the events' order.
     """
 
     user: np.ndarray
@@ -60,9 +62,10 @@ class Interactions:
     n_users: int
     n_items: int
     indptr: np.ndarray
+    target: np.ndarray | None = None
 
     @classmethod
-    def build(cls, user, item, *, n_users, n_items, weight=None, timestamp=None):
+    def build(cls, user, item, *, n_users, n_items, weight=None, timestamp=None, target=None):
         user = np.asarray(user, dtype=np.int64)
         item = np.asarray(item, dtype=np.int64)
         if timestamp is None:
@@ -75,9 +78,11 @@ class Interactions:
         user, item, weight = user[order], item[order], weight[order]
         if timestamp is not None:
             timestamp = np.asarray(timestamp)[order]
+        if target is not None:
+            target = np.asarray(target)[order]
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(user, minlength=n_users), out=indptr[1:])
-        return cls(user, item, weight, timestamp, int(n_users), int(n_items), indptr)
+        return cls(user, item, weight, timestamp, int(n_users), int(n_items), indptr, target)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -108,6 +113,23 @@ class Interactions:
             len(rows),
             self.n_items,
             indptr,
+            None if self.target is None else self.target[positions],
+        )
+
+    def select(self, keep: np.ndarray) -> Interactions:
+        """The events where the boolean mask ``keep`` is True (same users and order)."""
+        counts = np.bincount(self.user[keep], minlength=self.n_users)
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return Interactions(
+            self.user[keep],
+            self.item[keep],
+            self.weight[keep],
+            None if self.timestamp is None else self.timestamp[keep],
+            self.n_users,
+            self.n_items,
+            indptr,
+            None if self.target is None else self.target[keep],
         )
 
     def item_counts(self) -> np.ndarray:

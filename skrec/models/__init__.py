@@ -1,7 +1,8 @@
 """skrec estimators, one module per family."""
 
 from .baselines import Popular, Random
-from .factorization import ALS
+from .embeddings import Item2Vec
+from .factorization import ALS, MF, NeuMF
 from .linear import EASE, SLIM
 
-__all__ = ["ALS", "EASE", "Popular", "Random", "SLIM"]
+__all__ = ["ALS", "EASE", "Item2Vec", "MF", "NeuMF", "Popular", "Random", "SLIM"]

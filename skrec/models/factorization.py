@@ -1,4 +1,4 @@
-"""Matrix factorization: iALS through the ``implicit`` package."""
+"""Matrix factorisation: iALS (through ``implicit``), MF and NeuMF (torch)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import logging
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from ..base import BaseRecommender, UserContext
+from ..base import INDEX_KINDS, BaseRecommender, UserContext
+from ..nn.factorization import DotProduct
+from ..nn.factorization import NeuMF as NeuMFModule
+from ..training import TRAINING_PARAMETERS_DOC
 from ..utils.device import resolve_device
-from ..utils.validation import Interval
+from ..utils.validation import Interval, StrOptions
+from ._events import EVENT_CONSTRAINTS, EventModel
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,8 @@ class ALS(BaseRecommender):
         ALS sweeps.
     use_cg : bool, default=True
         Conjugate-gradient solver (faster); False uses exact Cholesky solves.
+    index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
+        Top-k retrieval: exact, or a faiss index over the item factors.
     device : str, default="auto"
         ``"cuda"`` trains with implicit's GPU backend when it is built with CUDA;
         anything else trains on the CPU.
@@ -73,6 +80,7 @@ class ALS(BaseRecommender):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "use_cg": ["boolean"],
+        "index": [StrOptions(set(INDEX_KINDS))],
         "device": [str],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -86,6 +94,7 @@ class ALS(BaseRecommender):
         alpha: float = 1.0,
         max_iter: int = 15,
         use_cg: bool = True,
+        index: str = "exact",
         device: str = "auto",
         n_jobs: int | None = None,
         random_state=None,
@@ -96,6 +105,7 @@ class ALS(BaseRecommender):
         self.alpha = alpha
         self.max_iter = max_iter
         self.use_cg = use_cg
+        self.index = index
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -146,3 +156,358 @@ class ALS(BaseRecommender):
 
     def _item_vectors(self):
         return self.item_factors_
+
+
+_NEUMF_LAYERS = (64, 32, 16, 8)
+
+
+class MF(EventModel):
+    """Matrix factorisation trained by gradient descent: ``p_u · q_i + b_u + b_i + b``.
+
+        Implicit feedback with a ranking loss (``bpr``, ``bce``, ``softmax``,
+        ``sampled_softmax``, ``gbce``, ``warp``) and any negative sampler, or explicit
+        ratings with ``loss="mse"`` and the ratings as ``y``.
+
+        Parameters
+        ----------
+        n_factors : int, default=64
+        loss : str, default="bpr"
+        sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
+            Negatives for the pairwise losses; ``popularity`` draws ∝ count^0.75.
+        n_negatives : int, default=1
+            Negatives per positive (``in_batch`` uses the whole batch).
+        logq_correction : bool, default=False
+            ``sampled_softmax`` only: subtract each item's log sampling probability.
+        regularization : float, default=0.0
+            L2 penalty on the embedding rows (and biases) of each batch, per example — the
+            classic MF regulariser, which scales with how often a row is trained.
+        bias : bool, default=True
+            User, item and global biases.
+        init_std : float, default=0.1
+            Standard deviation of the initial embeddings.
+        index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
+            Top-k retrieval: exact, or a faiss index over the item vectors.
+    {training}
+
+        Attributes
+        ----------
+        user_factors_ : ndarray of shape (n_users, n_factors)
+        item_factors_ : ndarray of shape (n_items, n_factors)
+        module_ : skrec.nn.factorization.DotProduct
+        loss_curve_, validation_scores_, n_iter_, best_iteration_
+            See :class:`skrec.training.TorchRecommender`.
+
+        Notes
+        -----
+        Users given through ``history=`` get user rows trained on those events with the item
+        side frozen (``max_iter`` epochs of the same loss); for ``loss="mse"`` the history's
+        ``weight`` column holds their ratings.
+
+        References
+        ----------
+        S. Rendle, C. Freudenthaler, Z. Gantner and L. Schmidt-Thieme. BPR: Bayesian
+        Personalized Ranking from Implicit Feedback. UAI 2009.
+        Y. Koren, R. Bell and C. Volinsky. Matrix Factorization Techniques for Recommender
+        Systems. Computer 2009.
+        S. Rendle, W. Krichene, L. Zhang and J. Anderson. Neural Collaborative Filtering vs.
+        Matrix Factorization Revisited. RecSys 2020.
+
+        Examples
+        --------
+        >>> from skrec import MF
+        >>> from skrec.datasets import make_interactions
+        >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+        >>> MF(n_factors=8, max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
+        (1, 3)
+    """
+
+    _parameter_constraints = {
+        **EVENT_CONSTRAINTS,
+        "loss": [StrOptions(set(EventModel._losses))],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "bias": ["boolean"],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+        "index": [StrOptions(set(INDEX_KINDS))],
+    }
+
+    def __init__(
+        self,
+        n_factors: int = 64,
+        loss: str = "bpr",
+        sampler: str = "uniform",
+        n_negatives: int = 1,
+        logq_correction: bool = False,
+        regularization: float = 0.0,
+        bias: bool = True,
+        init_std: float = 0.1,
+        index: str = "exact",
+        max_iter: int = 30,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-2,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        clip_grad_norm: float | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        device: str = "auto",
+        random_state=None,
+        verbose: bool = False,
+    ):
+        self.n_factors = n_factors
+        self.loss = loss
+        self.sampler = sampler
+        self.n_negatives = n_negatives
+        self.logq_correction = logq_correction
+        self.regularization = regularization
+        self.bias = bias
+        self.init_std = init_std
+        self.index = index
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.clip_grad_norm = clip_grad_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_module(self, data):
+        return DotProduct(data.n_users, data.n_items, self.n_factors, self.bias, self.init_std)
+
+    def _loss(self, module, batch):
+        loss = super()._loss(module, batch)
+        if self.regularization > 0:
+            tables = [(module.user, "query"), (module.item, "item"), (module.item, "negative")]
+            if self.bias:
+                tables += [(module.user_bias, "query"), (module.item_bias, "item")]
+                tables += [(module.item_bias, "negative")]
+            rows = [table(batch[key]) for table, key in tables if key in batch]
+            penalty = sum(r.pow(2).sum() for r in rows) / len(batch["query"])
+            loss = loss + self.regularization * penalty
+        return loss
+
+    def _fit(self, data, y):
+        super()._fit(data, y)
+        self.user_factors_ = self.module_.user.weight.detach().cpu().numpy()
+        self.item_factors_ = self.module_.item.weight.detach().cpu().numpy()
+
+    def _module_for_new_users(self, n_users):
+        fitted = self.module_
+        module = DotProduct(n_users, fitted.item.num_embeddings, self.n_factors, self.bias, 0.1)
+        module.item = fitted.item
+        parameters = [module.user.weight]
+        if self.bias:
+            module.item_bias, module.offset = fitted.item_bias, fitted.offset
+            parameters.append(module.user_bias.weight)
+        return module, parameters
+
+    def _user_item_vectors(self, context):
+        with torch.no_grad():
+            U, I = self.module_.vectors()
+            users = U[torch.from_numpy(np.maximum(context.user_idx, 0)).to(U.device)]
+            fold = np.flatnonzero(context.from_history | (context.user_idx < 0))
+            if len(fold):
+                new_U, _ = self._fold_in(context.events.take_users(fold)).vectors()
+                users = users.clone()
+                users[torch.from_numpy(fold).to(U.device)] = new_U
+        return users, I
+
+    def _item_vectors(self):
+        return self.item_factors_
+
+
+class NeuMF(EventModel):
+    """Neural collaborative filtering: GMF, MLP or their fusion NeuMF (He et al. 2017).
+
+        Parameters
+        ----------
+        interaction : {"gmf", "mlp", "neumf"}, default="neumf"
+        n_factors : int, default=8
+            GMF embedding size ("predictive factors").
+        layers : tuple of int, default=(64, 32, 16, 8)
+            MLP sizes; the first is the concatenated user+item embedding width.
+        dropout : float, default=0.0
+        loss : str, default="bce"
+            Pointwise log loss with ``n_negatives`` sampled negatives, as in the paper; the
+            other ranking losses also work.
+        sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
+        n_negatives : int, default=4
+        logq_correction : bool, default=False
+        pretrained : tuple of (NeuMF, NeuMF), optional
+            A fitted ``interaction="gmf"`` and ``interaction="mlp"`` model on the same data:
+            a NeuMF starts from their weights (output layer ``[h_gmf, h_mlp] / 2``), as in
+            the paper's pre-training; train it with ``optimizer="sgd"``.
+    {training}
+
+        Attributes
+        ----------
+        module_ : skrec.nn.factorization.NeuMF
+        loss_curve_, validation_scores_, n_iter_, best_iteration_
+
+        References
+        ----------
+        X. He, L. Liao, H. Zhang, L. Nie, X. Hu and T.-S. Chua. Neural Collaborative
+        Filtering. WWW 2017.
+
+        Examples
+        --------
+        >>> from skrec import NeuMF
+        >>> from skrec.datasets import make_interactions
+        >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+        >>> NeuMF(max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
+        (1, 3)
+    """
+
+    _parameter_constraints = {
+        **EVENT_CONSTRAINTS,
+        "interaction": [StrOptions({"gmf", "mlp", "neumf"})],
+        "layers": ["array-like"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "loss": [StrOptions(set(EventModel._losses))],
+        "pretrained": [tuple, None],
+    }
+
+    def __init__(
+        self,
+        interaction: str = "neumf",
+        n_factors: int = 8,
+        layers: tuple = _NEUMF_LAYERS,
+        dropout: float = 0.0,
+        loss: str = "bce",
+        sampler: str = "uniform",
+        n_negatives: int = 4,
+        logq_correction: bool = False,
+        pretrained: tuple | None = None,
+        max_iter: int = 20,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        clip_grad_norm: float | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        device: str = "auto",
+        random_state=None,
+        verbose: bool = False,
+    ):
+        self.interaction = interaction
+        self.n_factors = n_factors
+        self.layers = layers
+        self.dropout = dropout
+        self.loss = loss
+        self.sampler = sampler
+        self.n_negatives = n_negatives
+        self.logq_correction = logq_correction
+        self.pretrained = pretrained
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.clip_grad_norm = clip_grad_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _make_module(self, n_users, n_items):
+        layers = tuple(int(s) for s in self.layers)
+        if self.interaction != "gmf" and (len(layers) < 2 or layers[0] % 2):
+            raise ValueError(
+                f"layers={self.layers!r}: the MLP needs at least two sizes and an even first "
+                "size (half user, half item embedding), e.g. (64, 32, 16, 8)."
+            )
+        return NeuMFModule(n_users, n_items, self.n_factors, layers, self.interaction, self.dropout)
+
+    def _build_module(self, data):
+        module = self._make_module(data.n_users, data.n_items)
+        if self.pretrained is not None:
+            _load_pretrained(module, self.pretrained, self)
+        return module
+
+    def _module_for_new_users(self, n_users):
+        fitted = self.module_
+        module = self._make_module(n_users, fitted.n_items)
+        parameters = []
+        for name, child in fitted.named_children():
+            if name.startswith("user_"):
+                parameters.append(getattr(module, name).weight)
+            else:
+                setattr(module, name, child)
+        return module, parameters
+
+    def _score_users(self, context):
+        users = torch.from_numpy(np.maximum(context.user_idx, 0)).to(self.device_)
+        scores = _score_all_chunked(self.module_, users)  # (n, n_items)
+        fold = np.flatnonzero(context.from_history | (context.user_idx < 0))
+        if len(fold):  # fresh user rows, trained on their events, in a module of their own
+            folded = self._fold_in(context.events.take_users(fold))
+            rows = torch.arange(len(fold), device=self.device_)
+            scores[torch.from_numpy(fold).to(self.device_)] = _score_all_chunked(folded, rows)
+        return scores
+
+    def _score_pairs(self, user_idx, item_idx):
+        with torch.no_grad():
+            out = []
+            for start in range(0, len(user_idx), 65536):
+                u = torch.from_numpy(user_idx[start : start + 65536]).to(self.device_)
+                i = torch.from_numpy(item_idx[start : start + 65536]).to(self.device_)
+                out.append(self.module_(u, i).double().cpu().numpy())
+        return np.concatenate(out)
+
+
+def _score_all_chunked(module, users, pairs_per_chunk=2**16):
+    """``module.score_all(users)`` a few users at a time: an MLP over every (user, item)
+    pair holds a hidden layer per pair, so the chunk is sized in pairs."""
+    step = max(1, pairs_per_chunk // module.n_items)
+    with torch.no_grad():
+        return torch.cat(
+            [module.score_all(users[s : s + step]) for s in range(0, len(users), step)]
+        )
+
+
+def _load_pretrained(module, pretrained, model):
+    """Initialise a NeuMF module from fitted GMF and MLP models (He et al. 2017, §3.4.1)."""
+    if model.interaction != "neumf" or len(pretrained) != 2:
+        raise ValueError("pretrained=(gmf, mlp) applies to interaction='neumf' only.")
+    gmf, mlp = pretrained
+    for part, kind in ((gmf, "gmf"), (mlp, "mlp")):
+        if not isinstance(part, NeuMF) or part.interaction != kind or not hasattr(part, "module_"):
+            raise ValueError(
+                "pretrained must be (a fitted NeuMF(interaction='gmf'), a fitted "
+                "NeuMF(interaction='mlp')) trained on the same data."
+            )
+    shapes_ok = (
+        gmf.module_.user_gmf.weight.shape == module.user_gmf.weight.shape
+        and gmf.module_.item_gmf.weight.shape == module.item_gmf.weight.shape
+        and [p.shape for p in mlp.module_.mlp.parameters()]
+        == [p.shape for p in module.mlp.parameters()]
+        and mlp.module_.user_mlp.weight.shape == module.user_mlp.weight.shape
+    )
+    if not shapes_ok:
+        raise ValueError(
+            "pretrained models do not match this NeuMF: fit them on the same data with the "
+            "same n_factors and layers."
+        )
+    with torch.no_grad():
+        for name in ("user_gmf", "item_gmf"):
+            getattr(module, name).weight.copy_(getattr(gmf.module_, name).weight)
+        for name in ("user_mlp", "item_mlp"):
+            getattr(module, name).weight.copy_(getattr(mlp.module_, name).weight)
+        module.mlp.load_state_dict(mlp.module_.mlp.state_dict())
+        module.output.weight.copy_(
+            torch.cat([gmf.module_.output.weight, mlp.module_.output.weight], 1) / 2
+        )
+        module.output.bias.copy_((gmf.module_.output.bias + mlp.module_.output.bias) / 2)
+
+
+MF.__doc__ = MF.__doc__.replace("{training}", TRAINING_PARAMETERS_DOC)
+NeuMF.__doc__ = NeuMF.__doc__.replace("{training}", TRAINING_PARAMETERS_DOC)

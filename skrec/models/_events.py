@@ -1,0 +1,156 @@
+"""Torch models trained on (query, item) pairs with negatives: MF, NeuMF, Item2Vec.
+
+The query is a user for MF and NeuMF and a centre item for Item2Vec. Their module has
+``forward(queries (B,), items (B,) or (B, N))`` and ``score_all(queries, items=None)``;
+this class turns the chosen ``loss`` and ``sampler`` into batches and a loss, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from ..data.interactions import Interactions
+from ..data.sampling import SAMPLERS, NegativeSampler, minibatches
+from ..nn import losses
+from ..training import TRAINING_CONSTRAINTS, TorchRecommender, _local_seed
+from ..utils.validation import Interval, StrOptions
+
+EVENT_CONSTRAINTS = {
+    **TRAINING_CONSTRAINTS,
+    "n_factors": [Interval(Integral, 1, None, closed="left")],
+    "sampler": [StrOptions(set(SAMPLERS))],
+    "n_negatives": [Interval(Integral, 1, None, closed="left")],
+    "logq_correction": ["boolean"],
+}
+
+
+@dataclass
+class Pairs:
+    """What the batches are made from: the events, the fixed training pairs
+    (``query``/``item`` int64 tensors, ``target`` ratings) and the negative sampler."""
+
+    events: Interactions
+    query: torch.Tensor
+    item: torch.Tensor
+    target: torch.Tensor | None
+    sampler: NegativeSampler | None
+
+
+class EventModel(TorchRecommender):
+    """Shared batches and loss for pair-trained torch models (not used directly)."""
+
+    #: Losses the model accepts; subclasses narrow or keep.
+    _losses = ("bpr", "bce", "softmax", "sampled_softmax", "gbce", "warp", "mse")
+
+    def _pairs(self, data: Interactions):
+        """``(query, item, target)`` arrays the model trains on (one epoch's worth)."""
+        target = None
+        if self.loss == "mse":
+            if data.target is None:
+                raise ValueError(
+                    f"loss='mse' trains on explicit ratings: pass them as y to fit "
+                    f"({type(self).__name__}().fit(X, y=ratings)), or use a ranking loss."
+                )
+            target = np.asarray(data.target, dtype=np.float32)
+        return data.user, data.item, target
+
+    def _prepare(self, data: Interactions) -> Pairs:
+        query, item, target = self._pairs(data)
+        sampler = None
+        if self.loss in losses.PAIRWISE:
+            sampler = NegativeSampler(
+                self.sampler,
+                data.n_items,
+                counts=data.item_counts(),
+                power=self._sampler_power(),
+                positives=self._positives(data),
+            )
+        return Pairs(
+            data,
+            torch.from_numpy(np.asarray(query, dtype=np.int64)),
+            torch.from_numpy(np.asarray(item, dtype=np.int64)),
+            None if target is None else torch.from_numpy(target),
+            sampler,
+        )
+
+    def _positives(self, data: Interactions):
+        """Pairs a negative must not hit: each user's items."""
+        return data.csr()
+
+    def _sampler_power(self) -> float:
+        return 0.75
+
+    def _epoch_pairs(self, prepared: Pairs, generator):
+        """This epoch's ``(query, item, target)`` tensors; the same every epoch here."""
+        return prepared.query, prepared.item, prepared.target
+
+    def _batches(self, prepared: Pairs, module, generator):
+        device = self.device_
+
+        def score(queries, items):
+            return module(queries.to(device), items.to(device))
+
+        query, item, target = self._epoch_pairs(prepared, generator)
+        for index in minibatches(len(query), self.batch_size, generator):
+            batch = {"query": query[index], "item": item[index]}
+            if target is not None:
+                batch["target"] = target[index]
+            if prepared.sampler is not None:
+                negative, valid = prepared.sampler.sample(
+                    batch["query"], batch["item"], self.n_negatives, generator, score
+                )
+                batch["negative"], batch["valid"] = negative, valid
+                if self.loss == "sampled_softmax" and self.logq_correction:
+                    batch["log_q_pos"] = prepared.sampler.log_q(batch["item"])
+                    batch["log_q_neg"] = prepared.sampler.log_q(negative)
+                    if negative.dim() == 1:  # shared: one row of corrections
+                        batch["log_q_neg"] = batch["log_q_neg"][None, :]
+            yield batch
+
+    def _loss(self, module, batch) -> torch.Tensor:
+        query, item = batch["query"], batch["item"]
+        if self.loss == "mse":
+            return losses.mse(module(query, item), batch["target"])
+        if self.loss == "softmax":
+            return losses.softmax(module.score_all(query), item)
+        negative = batch["negative"]
+        if negative.dim() == 1:  # shared negatives (in-batch)
+            neg = module.score_all(query, negative)  # (B, N)
+        else:
+            neg = module(query, negative)  # (B, N)
+        return losses.ranking_loss(
+            self.loss,
+            module(query, item),
+            neg,
+            valid=batch["valid"],
+            n_items=self._train.n_items,
+            log_q_pos=batch.get("log_q_pos"),
+            log_q_neg=batch.get("log_q_neg"),
+        )
+
+    # --------------------------------------------------------------- fold-in
+    def _module_for_new_users(self, n_users: int):
+        """A module sharing the fitted item side, with fresh user rows, and the
+        parameters to train for them."""
+        raise NotImplementedError
+
+    def _fold_in(self, events: Interactions):
+        """Train fresh user rows on ``events`` (item side frozen) with the model's loss;
+        returns the module holding them."""
+        if self.loss == "mse":  # history carries ratings in its weight column
+            events = replace(events, target=events.weight)
+        seed = int(np.random.RandomState(self._fold_in_seed).randint(2**31 - 1))
+        with _local_seed(seed, self.device_), torch.enable_grad():
+            module, parameters = self._module_for_new_users(events.n_users)
+            module.to(self.device_)
+            generator = torch.Generator().manual_seed(seed)
+            self._run(module, parameters, self._prepare(events), generator)
+        return module.eval()
+
+    @property
+    def _fold_in_seed(self) -> int:
+        return self.random_state if isinstance(self.random_state, Integral) else 0

@@ -1,0 +1,153 @@
+"""Training losses, each written once and shared by every model.
+
+Ranking losses take the score of each positive, ``pos`` of shape (B,), and the scores of
+its negatives, ``neg`` of shape (B, N). ``valid`` (bool, same shape as ``neg``) marks the
+negatives to use; ``False`` drops a negative that is in fact a positive (an accidental
+hit of in-batch or unrejected sampling). Every loss returns the mean over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Ranking losses on (positive, negatives) scores; ``softmax``, ``mse`` and ``infonce``
+#: take other inputs (full logits, targets, paired embeddings).
+PAIRWISE = ("bpr", "bce", "sampled_softmax", "gbce", "warp")
+ALL = ("bpr", "bce", "mse", "softmax", "sampled_softmax", "gbce", "warp", "infonce")
+
+
+def _masked(values: torch.Tensor, valid: torch.Tensor | None, fill: float = 0.0):
+    return values if valid is None else values.masked_fill(~valid, fill)
+
+
+def bpr(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor | None = None):
+    """Bayesian personalised ranking: ``-log σ(pos - neg)``, averaged over valid pairs."""
+    per_pair = -F.logsigmoid(pos[:, None] - neg)  # (B, N)
+    if valid is None:
+        return per_pair.mean()
+    return _masked(per_pair, valid).sum() / valid.sum().clamp_min(1)
+
+
+def bce(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor | None = None):
+    """Binary cross-entropy: ``-log σ(pos) - Σ log(1 - σ(neg))`` per positive."""
+    return (F.softplus(-pos) + _masked(F.softplus(neg), valid).sum(1)).mean()
+
+
+def gbce(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    n_items: int,
+    t: float = 0.75,
+    valid: torch.Tensor | None = None,
+):
+    """Generalised BCE of gSASRec: the positive's probability raised to ``β``.
+
+    ``β = α (t (1 - 1/α) + 1/α)`` with ``α = N / (n_items - 1)`` the sampling rate,
+    so ``t = 0`` is plain BCE and ``t = 1`` calibrates the positive's probability to
+    the full catalog. Loss: ``-β log σ(pos) - Σ log(1 - σ(neg))``.
+
+    References: A. Petrov and C. Macdonald. gSASRec. RecSys 2023.
+    """
+    alpha = neg.shape[1] / max(n_items - 1, 1)
+    beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    return (beta * F.softplus(-pos) + _masked(F.softplus(neg), valid).sum(1)).mean()
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor):
+    """Mean squared error (explicit ratings)."""
+    return F.mse_loss(pred, target)
+
+
+def softmax(logits: torch.Tensor, target: torch.Tensor):
+    """Full cross-entropy: ``logits`` (B, n_items) against the target item (B,)."""
+    return F.cross_entropy(logits, target)
+
+
+def sampled_softmax(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    log_q_pos: torch.Tensor | None = None,
+    log_q_neg: torch.Tensor | None = None,
+):
+    """Cross-entropy of the positive against its sampled negatives.
+
+    With ``log_q_*`` (log sampling probability of each item) the logits are corrected
+    by ``-log q`` (Bengio & Senécal; Yi et al. 2019), which makes the sampled loss an
+    estimate of the full softmax under non-uniform sampling.
+    """
+    if log_q_pos is not None:
+        pos = pos - log_q_pos
+        neg = neg - log_q_neg
+    logits = torch.cat([pos[:, None], _masked(neg, valid, -torch.inf)], dim=1)  # (B, 1 + N)
+    return -torch.log_softmax(logits, dim=1)[:, 0].mean()
+
+
+def warp(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    n_items: int,
+    valid: torch.Tensor | None = None,
+    margin: float = 1.0,
+):
+    """Weighted approximate-rank pairwise loss (WARP), vectorised over N sampled trials.
+
+    The first negative violating the margin ends the trials; with T trials the rank of
+    the positive is estimated as ``⌊(n_items - 1) / T⌋`` and the hinge on that negative
+    is weighted by ``H(rank) = Σ_{r ≤ rank} 1/r``. Positives with no violator add 0.
+
+    References: J. Weston, S. Bengio and N. Usunier. WSABIE. IJCAI 2011.
+    """
+    hinge = margin - pos[:, None] + neg  # (B, N)
+    violates = _masked(hinge > 0, valid, False)
+    any_violation = violates.any(1)
+    first = violates.float().argmax(1)  # (B,): index of the first violator
+    rank = torch.div(n_items - 1, first + 1, rounding_mode="floor").clamp_min(1)
+    weight = torch.special.digamma(rank.double() + 1) + 0.5772156649015329  # H(rank)
+    chosen = hinge.gather(1, first[:, None]).squeeze(1)
+    loss = weight.to(pos.dtype) * chosen.clamp_min(0) * any_violation
+    return loss.sum() / max(pos.shape[0], 1)
+
+
+def infonce(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    temperature: float = 0.1,
+    key_ids: torch.Tensor | None = None,
+):
+    """InfoNCE with in-batch negatives: row b of ``query`` (B, D) should match row b of
+    ``key`` (B, D) among all B keys. ``key_ids`` (B,) drops off-diagonal keys equal to
+    the row's own key (accidental hits)."""
+    logits = query @ key.T / temperature  # (B, B)
+    if key_ids is not None:
+        same = key_ids[:, None] == key_ids[None, :]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, -torch.inf)
+    target = torch.arange(len(query), device=query.device)
+    return F.cross_entropy(logits, target)
+
+
+def ranking_loss(
+    name: str,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    *,
+    valid: torch.Tensor | None = None,
+    n_items: int | None = None,
+    gbce_t: float = 0.75,
+    log_q_pos: torch.Tensor | None = None,
+    log_q_neg: torch.Tensor | None = None,
+):
+    """Dispatch one of :data:`PAIRWISE` by name on (positive, negatives) scores."""
+    if name == "bpr":
+        return bpr(pos, neg, valid)
+    if name == "bce":
+        return bce(pos, neg, valid)
+    if name == "sampled_softmax":
+        return sampled_softmax(pos, neg, valid, log_q_pos, log_q_neg)
+    if name == "gbce":
+        return gbce(pos, neg, n_items, gbce_t, valid)
+    if name == "warp":
+        return warp(pos, neg, n_items, valid)
+    raise ValueError(f"{name!r} is not a pairwise ranking loss; choose from {PAIRWISE}.")

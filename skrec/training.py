@@ -1,0 +1,297 @@
+"""The one training loop every torch model uses.
+
+A torch model subclasses :class:`TorchRecommender` and supplies three hooks:
+
+- ``_build_module(data)`` -> an ``nn.Module`` from :mod:`skrec.nn`;
+- ``_batches(prepared, module, generator)`` -> an epoch of batches (dicts of tensors);
+- ``_loss(module, batch)`` -> a scalar tensor, from :mod:`skrec.nn.losses`;
+
+and optionally ``_prepare(data)`` (per-dataset state such as a negative sampler,
+built once before the epochs). The loop owns everything else: device resolution,
+seeding through local generators, the optimizer, gradient clipping, the progress bar,
+``loss_curve_``/``validation_scores_``/``n_iter_``, early stopping on the validation
+event's NDCG@10 with the best weights restored, and moving a fitted model between
+devices (``set_params(device=...)``, pickles that load on a CPU-only machine).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from .base import BaseRecommender, UserContext
+from .data.interactions import Interactions
+from .utils.device import resolve_device
+from .utils.validation import Interval, StrOptions
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "adagrad": torch.optim.Adagrad,
+}
+
+#: Constraints of the parameters every torch model shares; models add their own.
+TRAINING_CONSTRAINTS = {
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
+    "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+#: Shared parameter documentation, appended to each torch model's docstring.
+TRAINING_PARAMETERS_DOC = """\
+    max_iter : int
+        Epochs (passes over the training events).
+    batch_size : int
+    learning_rate : float
+    weight_decay : float, default=0.0
+        Optimizer weight decay.
+    optimizer : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
+    clip_grad_norm : float, optional
+        Clip the gradient's global norm to this value.
+    early_stopping : bool, default=False
+        Hold out one event of a random ``validation_fraction`` of the users (their
+        last by timestamp; a random one when ``X`` has no timestamp), stop when the
+        NDCG@10 on it has not improved for ``n_iter_no_change`` epochs, and restore
+        the best epoch's weights. The held-out events are not trained on.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    device : str, default="auto"
+        ``"auto"`` picks cuda, then mps, then cpu; any torch device string works.
+        ``set_params(device=...)`` after fit moves the fitted model.
+    random_state : int, RandomState or None
+        Seeds initialisation, shuffling and sampling through local generators (global
+        torch state is left as it was). Same seed on CPU, same model.
+    verbose : bool, default=False
+        Progress bar over epochs, with the loss and validation score."""
+
+
+class TorchRecommender(BaseRecommender):
+    """Base class of skrec's torch models (not to be used directly).
+
+    Attributes set by fit: ``module_`` (the trained ``nn.Module``), ``device_``,
+    ``loss_curve_`` (mean training loss per epoch), ``validation_scores_`` (NDCG@10 per
+    epoch, or None without early stopping), ``n_iter_`` (epochs run) and
+    ``best_iteration_`` (the epoch whose weights were kept).
+    """
+
+    # ------------------------------------------------------------ model hooks
+    def _build_module(self, data: Interactions) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _prepare(self, data: Interactions):
+        """Per-dataset state the batches need (e.g. a negative sampler); built once."""
+        return data
+
+    def _batches(self, prepared, module: torch.nn.Module, generator: torch.Generator):
+        """One epoch of batches: an iterable of dicts of (CPU) tensors."""
+        raise NotImplementedError
+
+    def _loss(self, module: torch.nn.Module, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- the loop
+    def _fit(self, data: Interactions, y) -> None:
+        device = _usable_device(self.device, strict=True)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        with _local_seed(seed, device):
+            generator = torch.Generator().manual_seed(seed)
+            validation = None
+            if self.early_stopping:
+                data, validation = _hold_out(data, self.validation_fraction, generator)
+            self.device_ = device
+            self.module_ = self._build_module(data).to(device)
+            self.loss_curve_, self.validation_scores_ = [], [] if validation else None
+            self.n_iter_, self.best_iteration_ = self._run(
+                self.module_,
+                list(self.module_.parameters()),
+                self._prepare(data),
+                generator,
+                validation,
+            )
+        self.module_.eval()
+
+    def _run(self, module, parameters, prepared, generator, validation=None):
+        """Train ``parameters`` of ``module`` for up to ``max_iter`` epochs.
+
+        Returns ``(epochs run, best epoch)``; with ``validation`` the best epoch's
+        weights are restored.
+        """
+        optimizer = OPTIMIZERS[self.optimizer](
+            parameters, lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
+        bar = tqdm(
+            range(1, self.max_iter + 1),
+            disable=not self.verbose,
+            desc=type(self).__name__,
+            unit="epoch",
+        )
+        epoch = 0
+        for epoch in bar:
+            module.train()
+            total, count = torch.zeros((), device=self.device_), 0
+            for batch in self._batches(prepared, module, generator):
+                batch = {name: t.to(self.device_, non_blocking=True) for name, t in batch.items()}
+                loss = self._loss(module, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward(inputs=parameters)  # only what this run trains
+                if self.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
+                optimizer.step()
+                total += loss.detach()
+                count += 1
+            mean_loss = float(total) / max(count, 1)
+            if not np.isfinite(mean_loss):
+                raise ValueError(
+                    f"{type(self).__name__}: the training loss became {mean_loss} in epoch "
+                    f"{epoch} (learning_rate={self.learning_rate}). The optimisation diverged: "
+                    "lower learning_rate, set clip_grad_norm, or check the targets for "
+                    "NaN/inf values."
+                )
+            if module is not getattr(self, "module_", None):
+                continue  # a fold-in run: no curves, no validation
+            self.loss_curve_.append(mean_loss)
+            postfix = {"loss": f"{mean_loss:.4f}"}
+            if validation is not None:
+                module.eval()
+                score = self._validation_ndcg(*validation)
+                self.validation_scores_.append(score)
+                postfix["ndcg@10"] = f"{score:.4f}"
+                if score > best_score:
+                    best_score, best_epoch, stale = score, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    stale += 1
+            bar.set_postfix(postfix)
+            logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
+            if validation is not None and stale >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+            return epoch, best_epoch
+        return epoch, epoch
+
+    def _validation_ndcg(self, context: UserContext, targets: np.ndarray, k: int = 10) -> float:
+        """NDCG@k of the held-out item of each context user (full ranking, seen excluded)."""
+        with torch.no_grad():
+            index, _ = self._top_items(context, min(k, self._train.n_items))
+        hit = index == targets[:, None]
+        gains = 1.0 / np.log2(np.arange(index.shape[1]) + 2.0)
+        return float((hit * gains).sum(1).mean())
+
+    # ---------------------------------------------------------------- devices
+    def _retrieval_device(self):
+        return getattr(self, "device_", "cpu")
+
+    def set_params(self, **params):
+        super().set_params(**params)
+        if "device" in params and hasattr(self, "module_"):
+            self.device_ = _usable_device(self.device, strict=True)
+            self.module_.to(self.device_)
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            state["module_"] = copy.deepcopy(module).cpu()
+        if "device_" in state:
+            state["device_"] = torch.device("cpu")
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" in self.__dict__:
+            self.device_ = _usable_device(self.device, strict=False)
+            self.module_.to(self.device_)
+
+
+def _usable_device(device, *, strict: bool) -> torch.device:
+    """``device`` resolved; an unavailable accelerator is an error when ``strict``,
+    otherwise (loading a pickle on another machine) a warning and the CPU."""
+    resolved = resolve_device(device)
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }.get(resolved.type, True)
+    if available:
+        return resolved
+    if strict:
+        raise ValueError(
+            f"device={device!r} but no {resolved.type} device is available on this machine; "
+            "use device='auto' or 'cpu'."
+        )
+    warnings.warn(
+        f"The model was saved for device={device!r}, which this machine lacks; it was loaded "
+        "on the CPU.",
+        stacklevel=3,
+    )
+    return torch.device("cpu")
+
+
+class _local_seed:
+    """Seed torch's default generators for the duration of a fit, then restore them, so
+    module initialisation and dropout are reproducible without touching global state."""
+
+    def __init__(self, seed: int, device: torch.device):
+        devices = [device] if device.type == "cuda" else []
+        self._fork = torch.random.fork_rng(devices=devices)
+        self._seed = seed
+
+    def __enter__(self):
+        self._fork.__enter__()
+        torch.manual_seed(self._seed)
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
+def _hold_out(data: Interactions, fraction: float, generator: torch.Generator):
+    """Split one event off a random ``fraction`` of users with at least two events.
+
+    Returns the remaining events and ``(context, targets)`` for validation: the held-out
+    users' remaining events as a :class:`UserContext` and their held-out item indices.
+    """
+    sizes = np.diff(data.indptr)
+    eligible = np.flatnonzero(sizes >= 2)
+    if len(eligible) == 0:
+        raise ValueError(
+            "early_stopping needs users with at least two events to hold one out for "
+            "validation; none has. Set early_stopping=False."
+        )
+    n_val = max(1, int(round(fraction * len(eligible))))
+    pick = torch.randperm(len(eligible), generator=generator)[:n_val].numpy()
+    users = np.sort(eligible[pick])
+    if data.timestamp is not None:
+        offset = sizes[users] - 1  # the last event in time order
+    else:
+        draws = torch.rand(len(users), generator=generator, dtype=torch.float64).numpy()
+        offset = (draws * sizes[users]).astype(np.int64)
+    held = data.indptr[users] + offset
+    keep = np.ones(len(data), dtype=bool)
+    keep[held] = False
+    train = data.select(keep)
+    context = UserContext(users, np.zeros(len(users), dtype=bool), train.take_users(users))
+    return train, (context, data.item[held])

@@ -1,0 +1,144 @@
+"""MF and NeuMF: behaviour on structured data, every loss and sampler, fold-in, pre-training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from skrec import MF, NeuMF, Popular, Random
+from skrec.datasets import make_interactions
+from skrec.model_selection import LeaveLastOut, evaluate
+from skrec.nn import losses
+
+
+@pytest.fixture(scope="module")
+def split():
+    # latent tastes only: what a factorisation model can learn
+    data = make_interactions(n_users=400, n_items=120, sequential_strength=0.0, random_state=1)
+    train, test = next(LeaveLastOut().split(data))
+    return data.iloc[train], data.iloc[test]
+
+
+@pytest.fixture(scope="module")
+def popular(split):
+    train, test = split
+    return evaluate(Popular().fit(train), test)["ndcg@10"]
+
+
+def test_mf_bpr_beats_popular(split, popular):
+    train, test = split
+    model = MF(n_factors=16, max_iter=20, random_state=0).fit(train)
+    assert evaluate(model, test)["ndcg@10"] > 1.8 * popular
+
+
+@pytest.mark.parametrize("interaction", ["gmf", "mlp", "neumf"])
+def test_neumf_beats_popular(split, popular, interaction):
+    train, test = split
+    model = NeuMF(
+        interaction=interaction,
+        n_factors=16,
+        layers=(64, 32, 16),
+        max_iter=20,
+        batch_size=512,
+        learning_rate=0.01,
+        random_state=0,
+    ).fit(train)
+    assert evaluate(model, test)["ndcg@10"] > 1.2 * popular, interaction
+
+
+@pytest.fixture(scope="module")
+def random_level(split):
+    train, test = split
+    return evaluate(Random(random_state=0).fit(train), test)["ndcg@10"]
+
+
+@pytest.mark.parametrize("loss", [name for name in losses.PAIRWISE] + ["softmax"])
+@pytest.mark.parametrize("sampler", ["uniform", "popularity", "in_batch", "hard"])
+def test_every_loss_with_every_sampler_learns(split, random_level, loss, sampler):
+    # Every combination learns the tastes. (Not all beat Popular: BCE with in-batch
+    # negatives and no correction pushes popular items down, a known bias.)
+    train, test = split
+    model = MF(
+        n_factors=16,
+        loss=loss,
+        sampler=sampler,
+        n_negatives=4,
+        logq_correction=loss == "sampled_softmax" and sampler != "uniform",
+        max_iter=15,
+        batch_size=256,
+        learning_rate=0.01,
+        random_state=0,
+    ).fit(train)
+    assert np.isfinite(model.loss_curve_).all()
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+    assert evaluate(model, test)["ndcg@10"] > 1.5 * random_level, (loss, sampler)
+
+
+def test_vectors_fold_biases_into_the_inner_product(split):
+    train, _ = split
+    model = MF(n_factors=4, max_iter=2, random_state=0).fit(train)
+    users = torch.arange(5)
+    U, I = model.module_.vectors()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            (U[users] @ I.T).numpy(), model.module_.score_all(users).numpy(), rtol=1e-5
+        )
+
+
+def test_explicit_ratings_beat_the_global_mean():
+    rng = np.random.RandomState(0)
+    P, Q = rng.normal(size=(300, 3)), rng.normal(size=(80, 3))
+    users, items = rng.randint(300, size=6000), rng.randint(80, size=6000)
+    ratings = 3 + (P[users] * Q[items]).sum(1) + 0.3 * rng.normal(size=6000)
+    X = pd.DataFrame({"user_id": users, "item_id": items})
+    train, test = np.arange(5000), np.arange(5000, 6000)
+    model = MF(n_factors=3, loss="mse", max_iter=40, batch_size=128, random_state=0)
+    model.fit(X.iloc[train], ratings[train])
+    predicted = model.predict(X.iloc[test])
+    known = ~np.isnan(predicted)
+    rmse = np.sqrt(np.mean((predicted[known] - ratings[test][known]) ** 2))
+    baseline = np.sqrt(np.mean((ratings[train].mean() - ratings[test][known]) ** 2))
+    assert rmse < 0.5 * baseline, (rmse, baseline)
+    with pytest.raises(ValueError, match="loss='mse' trains on explicit ratings"):
+        MF(loss="mse").fit(X)
+
+
+@pytest.mark.parametrize("Model", [MF, NeuMF])
+def test_history_user_is_folded_in_near_the_known_one(split, Model):
+    train, _ = split
+    model = Model(max_iter=20, learning_rate=0.01, random_state=0).fit(train)
+    user = train.user_id.iloc[0]
+    events = train[train.user_id == user].assign(user_id="clone")
+    known = model.recommend([user], k=10)[0]
+    folded = model.recommend(["clone"], k=10, history=events)[0]
+    ranked_by_popularity = Popular().fit(train).recommend(["clone"], k=10, history=events)[0]
+    overlap = len(set(known) & set(folded))
+    assert overlap >= 5 and overlap > len(set(known) & set(ranked_by_popularity)) - 2, overlap
+    # other users are untouched by the fold-in
+    np.testing.assert_array_equal(model.recommend([user, "clone"], k=10, history=events)[0], known)
+
+
+def test_neumf_pretraining_starts_from_the_average_of_gmf_and_mlp(split):
+    train, _ = split
+    shared = dict(n_factors=8, layers=(16, 8), max_iter=2, batch_size=512, random_state=0)
+    gmf = NeuMF(interaction="gmf", **shared).fit(train)
+    mlp = NeuMF(interaction="mlp", **shared).fit(train)
+    fused = NeuMF(**shared, pretrained=(gmf, mlp))
+    fused._train = gmf._train
+    module = fused._build_module(gmf._train)
+    users, items = torch.arange(10), torch.arange(10)
+    with torch.no_grad():
+        expected = (gmf.module_(users, items) + mlp.module_(users, items)) / 2
+        np.testing.assert_allclose(module(users, items).numpy(), expected.numpy(), rtol=1e-5)
+    full = NeuMF(**shared, pretrained=(gmf, mlp), optimizer="sgd").fit(train)
+    assert full.n_iter_ == 2
+    with pytest.raises(ValueError, match="pretrained must be"):
+        NeuMF(**shared, pretrained=(mlp, gmf)).fit(train)
+    with pytest.raises(ValueError, match="do not match"):
+        NeuMF(**{**shared, "n_factors": 4}, pretrained=(gmf, mlp)).fit(train)
+
+
+def test_neumf_layers_are_checked(split):
+    train, _ = split
+    with pytest.raises(ValueError, match="even first size"):
+        NeuMF(layers=(15, 8), max_iter=1).fit(train)

@@ -1,0 +1,128 @@
+"""Each loss against its formula, written out with numpy loops."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from skrec.nn import losses
+
+
+@pytest.fixture
+def scores():
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(6, generator=g, dtype=torch.float64)
+    neg = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    valid = torch.rand(6, 4, generator=g) > 0.3
+    return pos, neg, valid
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_bpr(scores):
+    pos, neg, valid = scores
+    terms = [
+        -math.log(_sigmoid(pos[b] - neg[b, j])) for b in range(6) for j in range(4) if valid[b, j]
+    ]
+    assert float(losses.bpr(pos, neg, valid)) == pytest.approx(np.mean(terms))
+    assert float(losses.bpr(pos, neg)) == pytest.approx(
+        np.mean([-math.log(_sigmoid(pos[b] - neg[b, j])) for b in range(6) for j in range(4)])
+    )
+
+
+def test_bce_and_gbce(scores):
+    pos, neg, valid = scores
+    per_row = [
+        -math.log(_sigmoid(pos[b]))
+        - sum(math.log(1 - _sigmoid(neg[b, j])) for j in range(4) if valid[b, j])
+        for b in range(6)
+    ]
+    assert float(losses.bce(pos, neg, valid)) == pytest.approx(np.mean(per_row))
+    # t = 0 is plain BCE; otherwise the positive term is scaled by beta.
+    assert float(losses.gbce(pos, neg, n_items=100, t=0.0, valid=valid)) == pytest.approx(
+        np.mean(per_row)
+    )
+    alpha = 4 / 99
+    beta = alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha)
+    expected = [
+        -beta * math.log(_sigmoid(pos[b]))
+        - sum(math.log(1 - _sigmoid(neg[b, j])) for j in range(4) if valid[b, j])
+        for b in range(6)
+    ]
+    assert float(losses.gbce(pos, neg, n_items=100, t=0.75, valid=valid)) == pytest.approx(
+        np.mean(expected)
+    )
+
+
+def test_sampled_softmax_with_and_without_logq(scores):
+    pos, neg, valid = scores
+    log_q_pos = torch.log(torch.full((6,), 0.2, dtype=torch.float64))
+    log_q_neg = torch.log(torch.linspace(0.01, 0.5, 24, dtype=torch.float64).reshape(6, 4))
+
+    def expected(correct):
+        out = []
+        for b in range(6):
+            p = pos[b] - (log_q_pos[b] if correct else 0)
+            n = [neg[b, j] - (log_q_neg[b, j] if correct else 0) for j in range(4) if valid[b, j]]
+            out.append(-(p - math.log(math.exp(p) + sum(math.exp(x) for x in n))))
+        return np.mean(out)
+
+    assert float(losses.sampled_softmax(pos, neg, valid)) == pytest.approx(expected(False))
+    assert float(losses.sampled_softmax(pos, neg, valid, log_q_pos, log_q_neg)) == pytest.approx(
+        expected(True)
+    )
+
+
+def test_sampled_softmax_over_every_other_item_is_the_full_softmax():
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    target = torch.tensor([0, 3, 6, 2, 2])
+    others = torch.stack([torch.cat([row[:t], row[t + 1 :]]) for row, t in zip(logits, target)])
+    pos = logits.gather(1, target[:, None]).squeeze(1)
+    assert float(losses.sampled_softmax(pos, others)) == pytest.approx(
+        float(losses.softmax(logits, target))
+    )
+    manual = np.mean(
+        [-(logits[b, target[b]] - torch.logsumexp(logits[b], 0)).item() for b in range(5)]
+    )
+    assert float(losses.softmax(logits, target)) == pytest.approx(manual)
+
+
+def test_warp(scores):
+    pos, neg, valid = scores
+    n_items = 50
+    total = 0.0
+    for b in range(6):
+        for trial in range(4):
+            if valid[b, trial] and 1 - pos[b] + neg[b, trial] > 0:
+                rank = (n_items - 1) // (trial + 1)
+                harmonic = sum(1.0 / r for r in range(1, rank + 1))
+                total += harmonic * float(1 - pos[b] + neg[b, trial])
+                break
+    assert float(losses.warp(pos, neg, n_items, valid)) == pytest.approx(total / 6)
+
+
+def test_infonce_masks_accidental_hits():
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    ids = torch.tensor([5, 7, 5, 9])
+    logits = (q @ k.T / 0.5).numpy()
+    expected = []
+    for b in range(4):
+        keep = [j for j in range(4) if j == b or ids[j] != ids[b]]
+        expected.append(-(logits[b, b] - np.log(np.exp(logits[b, keep]).sum())))
+    assert float(losses.infonce(q, k, 0.5, key_ids=ids)) == pytest.approx(
+        np.mean(expected), rel=1e-5
+    )
+
+
+def test_mse_and_dispatch(scores):
+    pos, neg, valid = scores
+    assert float(losses.mse(pos, pos + 2)) == pytest.approx(4.0)
+    for name in losses.PAIRWISE:
+        value = losses.ranking_loss(name, pos, neg, valid=valid, n_items=100)
+        assert torch.isfinite(value)
+    with pytest.raises(ValueError, match="not a pairwise ranking loss"):
+        losses.ranking_loss("mse", pos, neg)

@@ -1,0 +1,125 @@
+"""The shared training loop: seeding, curves, early stopping, faults, devices, pickles."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from skrec import MF
+from skrec.datasets import make_interactions
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_interactions(n_users=100, n_items=40, mean_events=10, random_state=1)
+
+
+def test_curves_and_iterations(X):
+    model = MF(n_factors=8, max_iter=4, random_state=0).fit(X)
+    assert len(model.loss_curve_) == model.n_iter_ == model.best_iteration_ == 4
+    assert model.validation_scores_ is None
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+def test_same_seed_same_model_and_global_rng_untouched(X):
+    state = torch.random.get_rng_state()
+    a = MF(n_factors=8, max_iter=3, random_state=5).fit(X)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = MF(n_factors=8, max_iter=3, random_state=5).fit(X)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    users = X.user_id.unique()[:20]
+    np.testing.assert_array_equal(a.recommend(users), b.recommend(users))
+    c = MF(n_factors=8, max_iter=3, random_state=6).fit(X)
+    assert not np.array_equal(a.item_factors_, c.item_factors_)
+
+
+class _Scripted(MF):
+    """MF whose validation scores are scripted, recording the weights of every epoch."""
+
+    script = (0.1, 0.4, 0.2, 0.3, 0.35, 0.5)
+
+    def _validation_ndcg(self, context, targets, k=10):
+        self.snapshots_.append(self.module_.item.weight.detach().clone())
+        return self.script[len(self.snapshots_) - 1]
+
+    def _fit(self, data, y):
+        self.snapshots_ = []
+        super()._fit(data, y)
+
+
+def test_early_stopping_restores_the_best_epoch(X):
+    model = _Scripted(n_factors=8, max_iter=6, early_stopping=True, n_iter_no_change=2)
+    model.set_params(random_state=0).fit(X)
+    assert model.n_iter_ == 4  # best at 2, then two epochs without improvement
+    assert model.best_iteration_ == 2
+    assert model.validation_scores_ == [0.1, 0.4, 0.2, 0.3]
+    assert torch.equal(model.module_.item.weight, model.snapshots_[1])
+    assert not torch.equal(model.module_.item.weight, model.snapshots_[-1])
+
+
+def test_early_stopping_on_real_validation_holds_events_out(X):
+    model = MF(n_factors=8, max_iter=3, early_stopping=True, random_state=0).fit(X)
+    assert len(model.validation_scores_) == model.n_iter_
+    assert all(0 <= s <= 1 for s in model.validation_scores_)
+    assert model.best_iteration_ == 1 + int(np.argmax(model.validation_scores_))
+    # the held-out events still count as seen
+    users = X.user_id.unique()
+    recs = model.recommend(users, k=5)
+    seen = X.groupby("user_id").item_id.apply(set)
+    assert not any(set(r) & seen[u] for u, r in zip(users, recs))
+
+
+def test_diverging_loss_is_a_clear_error(X):
+    ratings = np.full(len(X), 1e30)
+    model = MF(loss="mse", max_iter=2, learning_rate=1e10, random_state=0)
+    with pytest.raises(ValueError, match="diverged.*lower learning_rate"):
+        model.fit(X, ratings)
+    assert not hasattr(model, "module_")
+
+
+def test_pickle_lands_on_cpu_and_gives_the_same_output(X):
+    model = MF(n_factors=8, max_iter=2, random_state=0).fit(X)
+    again = pickle.loads(pickle.dumps(model))
+    assert all(p.device.type == "cpu" for p in again.module_.parameters())
+    users = X.user_id.unique()[:10]
+    np.testing.assert_array_equal(again.recommend(users), model.recommend(users))
+
+
+def test_set_params_device_after_fit(X):
+    model = MF(n_factors=8, max_iter=1, device="cpu", random_state=0).fit(X)
+    model.set_params(device="cpu")
+    assert model.device_ == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no cuda device is available"):
+            model.set_params(device="cuda")
+        with pytest.raises(ValueError, match="no cuda device"):
+            MF(device="cuda").fit(X)
+    with pytest.raises(ValueError, match="not a torch device"):
+        MF(device="gpu-please").fit(X)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_pickles_to_cpu_and_moves(X):
+    model = MF(n_factors=8, max_iter=2, device="cuda", random_state=0).fit(X)
+    assert model.module_.item.weight.device.type == "cuda"
+    users = X.user_id.unique()[:10]
+    on_gpu = model.recommend(users)
+    state = pickle.dumps(model)
+    again = pickle.loads(state)
+    np.testing.assert_array_equal(again.recommend(users), on_gpu)
+    again.set_params(device="cpu")
+    assert again.module_.item.weight.device.type == "cpu"
+    np.testing.assert_array_equal(again.recommend(users), on_gpu)
+
+
+def test_a_model_saved_for_a_missing_accelerator_loads_on_cpu(X):
+    model = MF(n_factors=8, max_iter=1, device="cpu", random_state=0).fit(X)
+    model.device = "cuda" if not torch.cuda.is_available() else "mps"  # as if saved there
+    if model.device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has both accelerators")
+    with pytest.warns(UserWarning, match="loaded on the CPU"):
+        again = pickle.loads(pickle.dumps(model))
+    assert again.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(again.recommend([X.user_id[0]]), model.recommend([X.user_id[0]]))
