@@ -18,6 +18,7 @@ import os
 import time
 
 import numpy as np
+from _timing import best_of
 
 from skrec import ALS
 from skrec.datasets import load_beauty
@@ -28,15 +29,6 @@ K = 10
 
 def load() -> float:
     return os.getloadavg()[0]
-
-
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def recall(found: np.ndarray, reference: np.ndarray) -> float:

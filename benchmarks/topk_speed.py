@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import scipy.sparse as sp
+from _timing import best_of
 
 from skrec.bench import PeakMemory
 from skrec.retrieval import topk, vector_scorer
@@ -41,15 +41,6 @@ def naive(U, I, seen):
     scores = U @ I.T
     scores[seen.nonzero()] = -np.inf
     return np.argsort(-scores, axis=1, kind="stable")[:, :K]
-
-
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def main():

@@ -5,8 +5,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
-from skrec import MF
+from skrec import MF, Item2Vec, NeuMF
 from skrec.datasets import make_interactions
 
 
@@ -101,16 +102,24 @@ def test_set_params_device_after_fit(X):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_fit_pickles_to_cpu_and_moves(X):
-    model = MF(n_factors=8, max_iter=2, device="cuda", random_state=0).fit(X)
-    assert model.module_.item.weight.device.type == "cuda"
+@pytest.mark.parametrize(
+    "model",
+    [
+        MF(n_factors=8, max_iter=2),
+        NeuMF(n_factors=8, layers=(16, 8), max_iter=2),
+        Item2Vec(n_factors=8, max_iter=2),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_cuda_fit_pickles_to_cpu_and_moves(X, model):
+    model = clone(model).set_params(device="cuda", random_state=0).fit(X)
+    assert all(p.device.type == "cuda" for p in model.module_.parameters())
     users = X.user_id.unique()[:10]
     on_gpu = model.recommend(users)
-    state = pickle.dumps(model)
-    again = pickle.loads(state)
+    again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.recommend(users), on_gpu)
     again.set_params(device="cpu")
-    assert again.module_.item.weight.device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in again.module_.parameters())
     np.testing.assert_array_equal(again.recommend(users), on_gpu)
 
 

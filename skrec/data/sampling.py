@@ -14,6 +14,9 @@ SAMPLERS = ("uniform", "popularity", "in_batch", "hard")
 _REJECTION_ROUNDS = 8
 #: Candidates scored per hard negative.
 _HARD_POOL = 4
+#: Positives are looked up in a dense (n_users, n_items) bitmap up to this many cells,
+#: by binary search in the sorted pair keys beyond.
+_DENSE_LOOKUP_CELLS = 2**26
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -60,11 +63,15 @@ class NegativeSampler:
         probability = weights / weights.sum()
         self._cdf = torch.from_numpy(np.cumsum(probability))
         self._log_q = torch.from_numpy(np.log(np.maximum(probability, 1e-12))).float()
-        self._keys = None
+        self._keys = self._dense = None
         if positives is not None:
             coo = positives.tocoo()
             keys = coo.row.astype(np.int64) * n_items + coo.col.astype(np.int64)
-            self._keys = torch.from_numpy(np.sort(keys))
+            if positives.shape[0] * n_items <= _DENSE_LOOKUP_CELLS:
+                self._dense = torch.zeros(positives.shape[0] * n_items, dtype=torch.bool)
+                self._dense[torch.from_numpy(keys)] = True
+            else:
+                self._keys = torch.from_numpy(np.sort(keys))
 
     def log_q(self, items: torch.Tensor) -> torch.Tensor:
         """Log sampling probability of ``items`` (for the log-Q correction)."""
@@ -74,9 +81,11 @@ class NegativeSampler:
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Whether each (user, item) pair is a known positive; broadcasts."""
-        if self._keys is None or len(self._keys) == 0:
-            return torch.zeros(torch.broadcast_shapes(users.shape, items.shape), dtype=torch.bool)
         keys = users * self.n_items + items
+        if self._dense is not None:
+            return self._dense[keys]
+        if self._keys is None or len(self._keys) == 0:
+            return torch.zeros(keys.shape, dtype=torch.bool)
         where = torch.searchsorted(self._keys, keys).clamp_max(len(self._keys) - 1)
         return self._keys[where] == keys
 
@@ -89,11 +98,15 @@ class NegativeSampler:
     def _draw_rejecting(self, users, positives, n, generator):
         items = self._draw((len(users), n), generator)  # (B, n)
         bad = self.is_positive(users[:, None], items) | (items == positives[:, None])
+        rows, cols = bad.nonzero(as_tuple=True)  # only these are redrawn and re-checked
         for _ in range(_REJECTION_ROUNDS):
-            if not bad.any():
+            if len(rows) == 0:
                 break
-            items[bad] = self._draw((int(bad.sum()),), generator)
-            bad = self.is_positive(users[:, None], items) | (items == positives[:, None])
+            redrawn = self._draw((len(rows),), generator)
+            items[rows, cols] = redrawn
+            still = self.is_positive(users[rows], redrawn) | (redrawn == positives[rows])
+            bad[rows, cols] = still
+            rows, cols = rows[still], cols[still]
         return items, ~bad
 
     def sample(
@@ -112,7 +125,7 @@ class NegativeSampler:
         """
         if self.kind == "in_batch":
             valid = positives[None, :] != positives[:, None]  # (B, B)
-            if self._keys is not None:
+            if self._keys is not None or self._dense is not None:
                 valid &= ~self.is_positive(users[:, None], positives[None, :])
             return positives, valid
         if self.kind != "hard":

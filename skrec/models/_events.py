@@ -119,12 +119,13 @@ class EventModel(TorchRecommender):
             return losses.softmax(module.score_all(query), item)
         negative = batch["negative"]
         if negative.dim() == 1:  # shared negatives (in-batch)
-            neg = module.score_all(query, negative)  # (B, N)
-        else:
-            neg = module(query, negative)  # (B, N)
+            pos, neg = module(query, item), module.score_all(query, negative)  # (B,), (B, N)
+        else:  # one pass, so each query's rows are looked up once
+            scores = module(query, torch.cat([item[:, None], negative], 1))  # (B, 1 + N)
+            pos, neg = scores[:, 0], scores[:, 1:]
         return losses.ranking_loss(
             self.loss,
-            module(query, item),
+            pos,
             neg,
             valid=batch["valid"],
             n_items=self._train.n_items,

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from ..base import INDEX_KINDS, BaseRecommender, UserContext
 from ..nn.factorization import DotProduct
 from ..nn.factorization import NeuMF as NeuMFModule
+from ..nn.layers import lookup
 from ..training import TRAINING_PARAMETERS_DOC
 from ..utils.device import resolve_device
 from ..utils.validation import Interval, StrOptions
@@ -286,19 +287,22 @@ class MF(EventModel):
             if self.bias:
                 tables += [(module.user_bias, "query"), (module.item_bias, "item")]
                 tables += [(module.item_bias, "negative")]
-            rows = [table(batch[key]) for table, key in tables if key in batch]
+            rows = [lookup(table, batch[key]) for table, key in tables if key in batch]
             penalty = sum(r.pow(2).sum() for r in rows) / len(batch["query"])
             loss = loss + self.regularization * penalty
         return loss
 
     def _fit(self, data, y):
         super()._fit(data, y)
-        self.user_factors_ = self.module_.user.weight.detach().cpu().numpy()
-        self.item_factors_ = self.module_.item.weight.detach().cpu().numpy()
+        users, items = self.module_.factors()
+        self.user_factors_ = users.detach().cpu().numpy()
+        self.item_factors_ = items.detach().cpu().numpy()
 
     def _module_for_new_users(self, n_users):
         fitted = self.module_
-        module = DotProduct(n_users, fitted.item.num_embeddings, self.n_factors, self.bias, 0.1)
+        module = DotProduct(
+            n_users, fitted.item.num_embeddings, self.n_factors, self.bias, self.init_std
+        )
         module.item = fitted.item
         parameters = [module.user.weight]
         if self.bias:
@@ -308,11 +312,11 @@ class MF(EventModel):
 
     def _user_item_vectors(self, context):
         with torch.no_grad():
-            U, I = self.module_.vectors()
+            U, I = (v.detach() for v in self.module_.vectors())
             users = U[torch.from_numpy(np.maximum(context.user_idx, 0)).to(U.device)]
             fold = np.flatnonzero(context.from_history | (context.user_idx < 0))
             if len(fold):
-                new_U, _ = self._fold_in(context.events.take_users(fold)).vectors()
+                new_U = self._fold_in(context.events.take_users(fold)).vectors()[0].detach()
                 users = users.clone()
                 users[torch.from_numpy(fold).to(U.device)] = new_U
         return users, I

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import MLP, embedding, pair_up
+from .layers import MLP, embedding, lookup, pair_up
 
 
 class DotProduct(nn.Module):
@@ -13,6 +13,7 @@ class DotProduct(nn.Module):
 
     ``forward(users (B,), items (B,) or (B, N))`` scores pairs; ``score_all(users,
     items=None)`` scores every row against one shared item list (all items by default).
+    Rows are gathered with :func:`lookup` (cheap backward for the width-1 bias tables).
     """
 
     def __init__(self, n_users: int, n_items: int, n_factors: int, bias=True, std=0.1):
@@ -26,31 +27,35 @@ class DotProduct(nn.Module):
             self.offset = nn.Parameter(torch.zeros(()))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        p = self.user(users)  # (B, D)
-        q = self.item(items)  # (B, D) or (B, N, D)
+        p = lookup(self.user, users)  # (B, D)
+        q = lookup(self.item, items)  # (B, D) or (B, N, D)
         scores = (q * (p if items.dim() == 1 else p[:, None])).sum(-1)  # (B,) or (B, N)
         if self.bias:
-            b = self.user_bias(users).squeeze(-1)  # (B,)
+            b = lookup(self.user_bias, users).squeeze(-1)  # (B,)
             b = b if items.dim() == 1 else b[:, None]
-            scores = scores + b + self.item_bias(items).squeeze(-1) + self.offset
+            scores = scores + b + lookup(self.item_bias, items).squeeze(-1) + self.offset
         return scores
 
     def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None):
-        q = self.item.weight if items is None else self.item(items)  # (N, D)
-        scores = self.user(users) @ q.T  # (B, N)
+        q = self.item.weight if items is None else lookup(self.item, items)  # (N, D)
+        scores = lookup(self.user, users) @ q.T  # (B, N)
         if self.bias:
-            item_bias = self.item_bias.weight if items is None else self.item_bias(items)
-            scores = scores + self.user_bias(users) + item_bias.T + self.offset
+            item_bias = self.item_bias.weight if items is None else lookup(self.item_bias, items)
+            scores = scores + lookup(self.user_bias, users) + item_bias.T + self.offset
         return scores
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The user and item factors, biases left out."""
+        return self.user.weight, self.item.weight
 
     def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(U, I)`` with ``U @ I.T`` equal to ``score_all``: biases folded in."""
         U, I = self.user.weight, self.item.weight
         if not self.bias:
             return U, I
-        ones_u, ones_i = torch.ones(len(U), 1), torch.ones(len(I), 1)
-        U = torch.cat([U, self.user_bias.weight + self.offset, ones_u.to(U)], 1)  # (n_users, D+2)
-        I = torch.cat([I, ones_i.to(I), self.item_bias.weight], 1)  # (n_items, D+2)
+        ones_u, ones_i = U.new_ones(len(U), 1), I.new_ones(len(I), 1)
+        U = torch.cat([U, self.user_bias.weight + self.offset, ones_u], 1)  # (n_users, D + 2)
+        I = torch.cat([I, ones_i, self.item_bias.weight], 1)  # (n_items, D + 2)
         return U, I
 
 
@@ -91,9 +96,10 @@ class NeuMF(nn.Module):
         users = pair_up(users, items)  # same shape as items: (B,) or (B, N)
         parts = []
         if self.interaction in ("gmf", "neumf"):
-            parts.append(self.user_gmf(users) * self.item_gmf(items))  # (..., F)
+            parts.append(lookup(self.user_gmf, users) * lookup(self.item_gmf, items))  # (..., F)
         if self.interaction in ("mlp", "neumf"):
-            pair = torch.cat([self.user_mlp(users), self.item_mlp(items)], -1)  # (..., L0)
+            user, item = lookup(self.user_mlp, users), lookup(self.item_mlp, items)
+            pair = torch.cat([user, item], -1)  # (..., L0)
             parts.append(self.mlp(pair))  # (..., L_last)
         return self.output(torch.cat(parts, -1)).squeeze(-1)  # (B,) or (B, N)
 

@@ -29,6 +29,14 @@ def embedding(n: int, d: int, std: float) -> nn.Embedding:
     return table
 
 
+def lookup(table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
+    """``table(index)`` through ``index_select``: the same rows, with a backward pass
+    (``index_add``) several times cheaper than the embedding kernel's on CPU for narrow
+    tables, and no slower for wide ones."""
+    rows = table.weight.index_select(0, index.reshape(-1))  # (numel, D)
+    return rows.view(*index.shape, table.embedding_dim)
+
+
 def pair_up(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """``users`` (B,) broadcast to the shape of ``items``: (B,) or (B, N)."""
     return users if items.dim() == 1 else users[:, None].expand_as(items)

@@ -92,7 +92,10 @@ def test_explicit_ratings_beat_the_global_mean():
     ratings = 3 + (P[users] * Q[items]).sum(1) + 0.3 * rng.normal(size=6000)
     X = pd.DataFrame({"user_id": users, "item_id": items})
     train, test = np.arange(5000), np.arange(5000, 6000)
-    model = MF(n_factors=3, loss="mse", max_iter=40, batch_size=128, random_state=0)
+    model = MF(
+        n_factors=3, loss="mse", init_std=0.01, regularization=0.03, max_iter=40, batch_size=128
+    )
+    model.set_params(random_state=0)
     model.fit(X.iloc[train], ratings[train])
     predicted = model.predict(X.iloc[test])
     known = ~np.isnan(predicted)
