@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
@@ -328,43 +329,46 @@ class MF(EventModel):
 class NeuMF(EventModel):
     """Neural collaborative filtering: GMF, MLP or their fusion NeuMF (He et al. 2017).
 
-        Parameters
-        ----------
-        interaction : {"gmf", "mlp", "neumf"}, default="neumf"
-        n_factors : int, default=8
-            GMF embedding size ("predictive factors").
-        layers : tuple of int, default=(64, 32, 16, 8)
-            MLP sizes; the first is the concatenated user+item embedding width.
-        dropout : float, default=0.0
-        loss : str, default="bce"
-            Pointwise log loss with ``n_negatives`` sampled negatives, as in the paper; the
-            other ranking losses also work.
-        sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
-        n_negatives : int, default=4
-        logq_correction : bool, default=False
-        pretrained : tuple of (NeuMF, NeuMF), optional
-            A fitted ``interaction="gmf"`` and ``interaction="mlp"`` model on the same data:
-            a NeuMF starts from their weights (output layer ``[h_gmf, h_mlp] / 2``), as in
-            the paper's pre-training; train it with ``optimizer="sgd"``.
+            Parameters
+            ----------
+            interaction : {"gmf", "mlp", "neumf"}, default="neumf"
+            n_factors : int, default=8
+                GMF embedding size ("predictive factors").
+            layers : tuple of int, default=(64, 32, 16, 8)
+                MLP sizes; the first is the concatenated user+item embedding width.
+            dropout : float, default=0.0
+            loss : str, default="bce"
+                Pointwise log loss with ``n_negatives`` sampled negatives, as in the paper; the
+                other ranking losses also work.
+            sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
+            n_negatives : int, default=4
+            logq_correction : bool, default=False
+            pretrain : bool, default=False
+            ``interaction="neumf"`` only: first fit a GMF and an MLP model with the same
+            settings on the same data, then start NeuMF from their weights (embeddings and
+            tower copied, output layer ``[h_gmf, h_mlp] / 2``), as in §3.4.1 of the paper.
+            The fitted parts are kept in ``pretrained_``. The paper then trains with plain
+            SGD; here the fused model uses the chosen ``optimizer`` and ``learning_rate``
+            (a smaller one keeps it near its start).
     {training}
 
-        Attributes
-        ----------
-        module_ : skrec.nn.factorization.NeuMF
-        loss_curve_, validation_scores_, n_iter_, best_iteration_
+            Attributes
+            ----------
+            module_ : skrec.nn.factorization.NeuMF
+            loss_curve_, validation_scores_, n_iter_, best_iteration_
 
-        References
-        ----------
-        X. He, L. Liao, H. Zhang, L. Nie, X. Hu and T.-S. Chua. Neural Collaborative
-        Filtering. WWW 2017.
+            References
+            ----------
+            X. He, L. Liao, H. Zhang, L. Nie, X. Hu and T.-S. Chua. Neural Collaborative
+            Filtering. WWW 2017.
 
-        Examples
-        --------
-        >>> from skrec import NeuMF
-        >>> from skrec.datasets import make_interactions
-        >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
-        >>> NeuMF(max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
-        (1, 3)
+            Examples
+            --------
+            >>> from skrec import NeuMF
+            >>> from skrec.datasets import make_interactions
+            >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+            >>> NeuMF(max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
+            (1, 3)
     """
 
     _parameter_constraints = {
@@ -373,7 +377,7 @@ class NeuMF(EventModel):
         "layers": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "loss": [StrOptions(set(EventModel._losses))],
-        "pretrained": [tuple, None],
+        "pretrain": ["boolean"],
     }
 
     def __init__(
@@ -386,7 +390,7 @@ class NeuMF(EventModel):
         sampler: str = "uniform",
         n_negatives: int = 4,
         logq_correction: bool = False,
-        pretrained: tuple | None = None,
+        pretrain: bool = False,
         max_iter: int = 20,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
@@ -408,7 +412,7 @@ class NeuMF(EventModel):
         self.sampler = sampler
         self.n_negatives = n_negatives
         self.logq_correction = logq_correction
-        self.pretrained = pretrained
+        self.pretrain = pretrain
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -433,9 +437,28 @@ class NeuMF(EventModel):
 
     def _build_module(self, data):
         module = self._make_module(data.n_users, data.n_items)
-        if self.pretrained is not None:
-            _load_pretrained(module, self.pretrained, self)
+        if self.pretrain:
+            _load_pretrained(module, *self.pretrained_)
         return module
+
+    def _fit(self, data, y):
+        if self.pretrain:
+            if self.interaction != "neumf":
+                raise ValueError(
+                    f"pretrain=True builds a NeuMF from GMF and MLP parts; it does not apply "
+                    f"to interaction={self.interaction!r}. Set interaction='neumf'."
+                )
+            self.pretrained_ = tuple(self._fit_part(kind, data, y) for kind in ("gmf", "mlp"))
+        super()._fit(data, y)
+
+    def _fit_part(self, interaction, data, y):
+        """A GMF or MLP model with this model's settings, fitted on the same data."""
+        part = clone(self).set_params(interaction=interaction, pretrain=False)
+        for name in ("user_ids_", "item_ids_", "n_features_in_", "_user_index"):
+            setattr(part, name, getattr(self, name))
+        part._item_index, part._train, part._seen = self._item_index, self._train, self._seen
+        part._fit(data, y)
+        return part
 
     def _module_for_new_users(self, n_users):
         fitted = self.module_
@@ -478,29 +501,8 @@ def _score_all_chunked(module, users, pairs_per_chunk=2**16):
         )
 
 
-def _load_pretrained(module, pretrained, model):
+def _load_pretrained(module, gmf, mlp):
     """Initialise a NeuMF module from fitted GMF and MLP models (He et al. 2017, §3.4.1)."""
-    if model.interaction != "neumf" or len(pretrained) != 2:
-        raise ValueError("pretrained=(gmf, mlp) applies to interaction='neumf' only.")
-    gmf, mlp = pretrained
-    for part, kind in ((gmf, "gmf"), (mlp, "mlp")):
-        if not isinstance(part, NeuMF) or part.interaction != kind or not hasattr(part, "module_"):
-            raise ValueError(
-                "pretrained must be (a fitted NeuMF(interaction='gmf'), a fitted "
-                "NeuMF(interaction='mlp')) trained on the same data."
-            )
-    shapes_ok = (
-        gmf.module_.user_gmf.weight.shape == module.user_gmf.weight.shape
-        and gmf.module_.item_gmf.weight.shape == module.item_gmf.weight.shape
-        and [p.shape for p in mlp.module_.mlp.parameters()]
-        == [p.shape for p in module.mlp.parameters()]
-        and mlp.module_.user_mlp.weight.shape == module.user_mlp.weight.shape
-    )
-    if not shapes_ok:
-        raise ValueError(
-            "pretrained models do not match this NeuMF: fit them on the same data with the "
-            "same n_factors and layers."
-        )
     with torch.no_grad():
         for name in ("user_gmf", "item_gmf"):
             getattr(module, name).weight.copy_(getattr(gmf.module_, name).weight)
