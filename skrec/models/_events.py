@@ -95,18 +95,33 @@ class EventModel(TorchRecommender):
             return module(queries.to(device), items.to(device))
 
         query, item, target = self._epoch_pairs(prepared, generator)
-        for index in minibatches(len(query), self.batch_size, generator):
+        sampler = prepared.sampler
+        # Model-independent negatives are drawn for the whole epoch at once (one
+        # vectorised rejection pass); hard and in-batch ones depend on the batch.
+        upfront = sampler is not None and sampler.kind in ("uniform", "popularity")
+        if upfront:
+            order = torch.randperm(len(query), generator=generator)
+            query, item = query[order], item[order]
+            target = None if target is None else target[order]
+            epoch_negatives = sampler.sample(query, item, self.n_negatives, generator)
+            batches = torch.split(torch.arange(len(query)), self.batch_size)
+        else:
+            batches = minibatches(len(query), self.batch_size, generator)
+        for index in batches:
             batch = {"query": query[index], "item": item[index]}
             if target is not None:
                 batch["target"] = target[index]
-            if prepared.sampler is not None:
-                negative, valid = prepared.sampler.sample(
-                    batch["query"], batch["item"], self.n_negatives, generator, score
-                )
+            if sampler is not None:
+                if upfront:
+                    negative, valid = (t[index] for t in epoch_negatives)
+                else:
+                    negative, valid = sampler.sample(
+                        batch["query"], batch["item"], self.n_negatives, generator, score
+                    )
                 batch["negative"], batch["valid"] = negative, valid
                 if self.loss == "sampled_softmax" and self.logq_correction:
-                    batch["log_q_pos"] = prepared.sampler.log_q(batch["item"])
-                    batch["log_q_neg"] = prepared.sampler.log_q(negative)
+                    batch["log_q_pos"] = sampler.log_q(batch["item"])
+                    batch["log_q_neg"] = sampler.log_q(negative)
                     if negative.dim() == 1:  # shared: one row of corrections
                         batch["log_q_neg"] = batch["log_q_neg"][None, :]
             yield batch
