@@ -126,3 +126,24 @@ def test_mse_and_dispatch(scores):
         assert torch.isfinite(value)
     with pytest.raises(ValueError, match="not a pairwise ranking loss"):
         losses.ranking_loss("mse", pos, neg)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_full_softmax_matches_the_dense_loss_and_gradients(with_bias):
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(9, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(23, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(23, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 22, 5, 5, 7, 1, 22, 3, 10])
+    b = bias if with_bias else None
+    dense = losses.softmax(hidden @ weight.T + (0 if b is None else b), target)
+    chunked = losses.full_softmax(hidden, weight, target, b, chunk_size=4)  # 6 chunks
+    assert float(chunked.detach()) == pytest.approx(float(dense.detach()), rel=1e-12)
+    inputs = [hidden, weight] + ([bias] if with_bias else [])
+    expected = torch.autograd.grad(dense, inputs)
+    got = torch.autograd.grad(chunked, inputs)
+    for e, o in zip(expected, got):
+        torch.testing.assert_close(o, e, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda h, w: losses.full_softmax(h, w, target, None, chunk_size=7), (hidden, weight)
+    )
