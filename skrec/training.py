@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .base import BaseRecommender, UserContext
 from .data.interactions import Interactions
+from .metrics import ndcg_at_k
 from .utils.device import resolve_device
 from .utils.validation import Interval, StrOptions
 
@@ -82,6 +83,13 @@ TRAINING_PARAMETERS_DOC = """\
         torch state is left as it was). Same seed on CPU, same model.
     verbose : bool, default=False
         Progress bar over epochs, with the loss and validation score."""
+
+
+def document_training_parameters(cls):
+    """Class decorator: the shared training parameters where ``{training}`` stands in the
+    model's docstring (its Parameters section), so they are written once."""
+    cls.__doc__ = cls.__doc__.replace("    {training}", TRAINING_PARAMETERS_DOC)
+    return cls
 
 
 class TorchRecommender(BaseRecommender):
@@ -194,9 +202,7 @@ class TorchRecommender(BaseRecommender):
         """NDCG@k of the held-out item of each context user (full ranking, seen excluded)."""
         with torch.no_grad():
             index, _ = self._top_items(context, min(k, self._train.n_items))
-        hit = index == targets[:, None]
-        gains = 1.0 / np.log2(np.arange(index.shape[1]) + 2.0)
-        return float((hit * gains).sum(1).mean())
+        return float(ndcg_at_k(targets[:, None], index, index.shape[1]))
 
     # ---------------------------------------------------------------- devices
     def _retrieval_device(self):

@@ -125,9 +125,7 @@ class NegativeSampler:
         """
         if self.kind == "in_batch":
             valid = positives[None, :] != positives[:, None]  # (B, B)
-            if self._keys is not None or self._dense is not None:
-                valid &= ~self.is_positive(users[:, None], positives[None, :])
-            return positives, valid
+            return positives, valid & ~self.is_positive(users[:, None], positives[None, :])
         if self.kind != "hard":
             return self._draw_rejecting(users, positives, n, generator)
         if score is None:

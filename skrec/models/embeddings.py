@@ -9,67 +9,68 @@ import torch
 
 from ..base import INDEX_KINDS
 from ..nn.factorization import DotProduct
-from ..training import TRAINING_PARAMETERS_DOC
+from ..training import document_training_parameters
 from ..utils.validation import Interval, StrOptions
 from ._events import EVENT_CONSTRAINTS, EventModel, Pairs
 
 
+@document_training_parameters
 class Item2Vec(EventModel):
     """Item2Vec: word2vec's skip-gram with negative sampling over user histories.
 
-        Each user's items are a "sentence": an item (the centre) should predict the items
-        near it — within ``window`` positions of the time-ordered history, or anywhere in
-        the user's set when ``window=None`` — against ``n_negatives`` items drawn from the
-        unigram distribution raised to ``ns_exponent``. Frequent items are subsampled each
-        epoch (an event is kept with probability ``min(1, sqrt(subsample / f))``, ``f`` its
-        item's share of all events, i.e. discarded with ``1 - sqrt(ρ/f)``).
+    Each user's items are a "sentence": an item (the centre) should predict the items
+    near it — within ``window`` positions of the time-ordered history, or anywhere in
+    the user's set when ``window=None`` — against ``n_negatives`` items drawn from the
+    unigram distribution raised to ``ns_exponent``. Frequent items are subsampled each
+    epoch (an event is kept with probability ``min(1, sqrt(subsample / f))``, ``f`` its
+    item's share of all events, i.e. discarded with ``1 - sqrt(ρ/f)``).
 
-        A user is the mean of the unit-normalised vectors of their history's items, and items
-        are ranked by their (normalised) vectors' inner product with it — the summed cosine
-        similarity to the history — so new users work through ``history=`` with no training.
+    A user is the mean of the unit-normalised vectors of their history's items, and items
+    are ranked by their (normalised) vectors' inner product with it — the summed cosine
+    similarity to the history — so new users work through ``history=`` with no training.
 
-        Parameters
-        ----------
-        n_factors : int, default=64
-        window : int or None, default=None
-            Context positions on each side; None uses the whole set (each event paired with
-            ``n_contexts`` random other events of the same user per epoch, since all pairs
-            grow with the square of the history length).
-        n_contexts : int, default=5
-            Context draws per event when ``window=None``.
-        n_negatives : int, default=5
-        ns_exponent : float, default=0.75
-        subsample : float, default=0.0
-            ``ρ`` of the subsampling rule; 0 disables it. word2vec's 1e-3–1e-5 suit
-            catalogs with a long, very frequent head; on MovieLens-size catalogs, where
-            most events fall on items above that share, it removes too much (see
-            docs/benchmarks.md).
-        sampler : {"popularity", "uniform", "in_batch", "hard"}, default="popularity"
-            ``popularity`` is word2vec's unigram^ns_exponent.
-        index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
+    Parameters
+    ----------
+    n_factors : int, default=64
+    window : int or None, default=None
+        Context positions on each side; None uses the whole set (each event paired with
+        ``n_contexts`` random other events of the same user per epoch, since all pairs
+        grow with the square of the history length).
+    n_contexts : int, default=5
+        Context draws per event when ``window=None``.
+    n_negatives : int, default=5
+    ns_exponent : float, default=0.75
+    subsample : float, default=0.0
+        ``ρ`` of the subsampling rule; 0 disables it. word2vec's 1e-3–1e-5 suit
+        catalogs with a long, very frequent head; on MovieLens-size catalogs, where
+        most events fall on items above that share, it removes too much (see
+        docs/benchmarks.md).
+    sampler : {"popularity", "uniform", "in_batch", "hard"}, default="popularity"
+        ``popularity`` is word2vec's unigram^ns_exponent.
+    index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
     {training}
 
-        Attributes
-        ----------
-        item_factors_ : ndarray of shape (n_items, n_factors)
-            Input ("centre") vectors.
-        module_ : skrec.nn.factorization.DotProduct
-            Centre vectors as its ``user`` table, context vectors as its ``item`` table.
+    Attributes
+    ----------
+    item_factors_ : ndarray of shape (n_items, n_factors)
+        Input ("centre") vectors.
+    module_ : skrec.nn.factorization.DotProduct
+        Centre vectors as its ``user`` table, context vectors as its ``item`` table.
 
-        References
-        ----------
-        O. Barkan and N. Koenigstein. Item2Vec: Neural Item Embedding for Collaborative
-        Filtering. MLSP 2016.
-        T. Mikolov, I. Sutskever, K. Chen, G. Corrado and J. Dean. Distributed
-        Representations of Words and Phrases and their Compositionality. NIPS 2013.
+    References
+    ----------
+    O. Barkan and N. Koenigstein. Item2Vec: Neural Item Embedding for Collaborative
+    Filtering. MLSP 2016.
+    T. Mikolov, I. Sutskever, K. Chen, G. Corrado and J. Dean. Distributed
+    Representations of Words and Phrases and their Compositionality. NIPS 2013.
 
-        Examples
-        --------
-        >>> from skrec import Item2Vec
-        >>> from skrec.datasets import make_interactions
-        >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
-        >>> Item2Vec(n_factors=8, max_iter=2, random_state=0).fit(X).similar_items([0], k=3).shape
-        (1, 3)
+    Examples
+    --------
+    >>> from skrec import Item2Vec
+    >>> from skrec.datasets import make_interactions
+    >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+    >>> Item2Vec(n_factors=8, max_iter=2, random_state=0).fit(X).similar_items([0], k=3).shape
+    (1, 3)
     """
 
     loss = "bce"  # skip-gram with negative sampling
@@ -172,15 +173,10 @@ class Item2Vec(EventModel):
         super()._fit(data, y)
         self.item_factors_ = self.module_.user.weight.detach().cpu().numpy()
 
-    def _unit_vectors(self) -> np.ndarray:
-        vectors = self.item_factors_
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
     def _user_item_vectors(self, context):
-        items = self._unit_vectors() if hasattr(self, "item_factors_") else None
-        if items is None:  # during training (validation): the current centre vectors
-            weight = self.module_.user.weight.detach().cpu().numpy()
-            items = weight / np.maximum(np.linalg.norm(weight, axis=1, keepdims=True), 1e-12)
+        # The current centre vectors (also mid-fit, for the validation score), unit length.
+        centres = self.module_.user.weight.detach().cpu().numpy()
+        items = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
         history = context.events.csr()
         history.data[:] = 1.0
         counts = np.maximum(np.asarray(history.sum(1)).ravel(), 1.0)[:, None]
@@ -188,6 +184,3 @@ class Item2Vec(EventModel):
 
     def _item_vectors(self):
         return self.item_factors_
-
-
-Item2Vec.__doc__ = Item2Vec.__doc__.replace("{training}", TRAINING_PARAMETERS_DOC)

@@ -15,7 +15,7 @@ from ..base import INDEX_KINDS, BaseRecommender, UserContext
 from ..nn.factorization import DotProduct
 from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
-from ..training import TRAINING_PARAMETERS_DOC
+from ..training import document_training_parameters
 from ..utils.device import resolve_device
 from ..utils.validation import Interval, StrOptions
 from ._events import EVENT_CONSTRAINTS, EventModel
@@ -161,66 +161,69 @@ class ALS(BaseRecommender):
 
 
 _NEUMF_LAYERS = (64, 32, 16, 8)
+#: (user, item) pairs NeuMF scores at once: its tower holds a hidden layer per pair.
+_PAIRS_PER_CHUNK = 2**16
 
 
+@document_training_parameters
 class MF(EventModel):
     """Matrix factorisation trained by gradient descent: ``p_u · q_i + b_u + b_i + b``.
 
-        Implicit feedback with a ranking loss (``bpr``, ``bce``, ``softmax``,
-        ``sampled_softmax``, ``gbce``, ``warp``) and any negative sampler, or explicit
-        ratings with ``loss="mse"`` and the ratings as ``y``.
+    Implicit feedback with a ranking loss (``bpr``, ``bce``, ``softmax``,
+    ``sampled_softmax``, ``gbce``, ``warp``) and any negative sampler, or explicit
+    ratings with ``loss="mse"`` and the ratings as ``y``.
 
-        Parameters
-        ----------
-        n_factors : int, default=64
-        loss : str, default="bpr"
-        sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
-            Negatives for the pairwise losses; ``popularity`` draws ∝ count^0.75.
-        n_negatives : int, default=1
-            Negatives per positive (``in_batch`` uses the whole batch).
-        logq_correction : bool, default=False
-            ``sampled_softmax`` only: subtract each item's log sampling probability.
-        regularization : float, default=0.0
-            L2 penalty on the embedding rows (and biases) of each batch, per example — the
-            classic MF regulariser, which scales with how often a row is trained.
-        bias : bool, default=True
-            User, item and global biases.
-        init_std : float, default=0.1
-            Standard deviation of the initial embeddings.
-        index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
-            Top-k retrieval: exact, or a faiss index over the item vectors.
+    Parameters
+    ----------
+    n_factors : int, default=64
+    loss : str, default="bpr"
+    sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
+        Negatives for the pairwise losses; ``popularity`` draws ∝ count^0.75.
+    n_negatives : int, default=1
+        Negatives per positive (``in_batch`` uses the whole batch).
+    logq_correction : bool, default=False
+        ``sampled_softmax`` only: subtract each item's log sampling probability.
+    regularization : float, default=0.0
+        L2 penalty on the embedding rows (and biases) of each batch, per example — the
+        classic MF regulariser, which scales with how often a row is trained.
+    bias : bool, default=True
+        User, item and global biases.
+    init_std : float, default=0.1
+        Standard deviation of the initial embeddings.
+    index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
+        Top-k retrieval: exact, or a faiss index over the item vectors.
     {training}
 
-        Attributes
-        ----------
-        user_factors_ : ndarray of shape (n_users, n_factors)
-        item_factors_ : ndarray of shape (n_items, n_factors)
-        module_ : skrec.nn.factorization.DotProduct
-        loss_curve_, validation_scores_, n_iter_, best_iteration_
-            See :class:`skrec.training.TorchRecommender`.
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+    item_factors_ : ndarray of shape (n_items, n_factors)
+    module_ : skrec.nn.factorization.DotProduct
+    loss_curve_, validation_scores_, n_iter_, best_iteration_
+        See :class:`skrec.training.TorchRecommender`.
 
-        Notes
-        -----
-        Users given through ``history=`` get user rows trained on those events with the item
-        side frozen (``max_iter`` epochs of the same loss); for ``loss="mse"`` the history's
-        ``weight`` column holds their ratings.
+    Notes
+    -----
+    Users given through ``history=`` get user rows trained on those events with the item
+    side frozen (``max_iter`` epochs of the same loss); for ``loss="mse"`` the history's
+    ``weight`` column holds their ratings.
 
-        References
-        ----------
-        S. Rendle, C. Freudenthaler, Z. Gantner and L. Schmidt-Thieme. BPR: Bayesian
-        Personalized Ranking from Implicit Feedback. UAI 2009.
-        Y. Koren, R. Bell and C. Volinsky. Matrix Factorization Techniques for Recommender
-        Systems. Computer 2009.
-        S. Rendle, W. Krichene, L. Zhang and J. Anderson. Neural Collaborative Filtering vs.
-        Matrix Factorization Revisited. RecSys 2020.
+    References
+    ----------
+    S. Rendle, C. Freudenthaler, Z. Gantner and L. Schmidt-Thieme. BPR: Bayesian
+    Personalized Ranking from Implicit Feedback. UAI 2009.
+    Y. Koren, R. Bell and C. Volinsky. Matrix Factorization Techniques for Recommender
+    Systems. Computer 2009.
+    S. Rendle, W. Krichene, L. Zhang and J. Anderson. Neural Collaborative Filtering vs.
+    Matrix Factorization Revisited. RecSys 2020.
 
-        Examples
-        --------
-        >>> from skrec import MF
-        >>> from skrec.datasets import make_interactions
-        >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
-        >>> MF(n_factors=8, max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
-        (1, 3)
+    Examples
+    --------
+    >>> from skrec import MF
+    >>> from skrec.datasets import make_interactions
+    >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+    >>> MF(n_factors=8, max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
+    (1, 3)
     """
 
     _parameter_constraints = {
@@ -326,49 +329,53 @@ class MF(EventModel):
         return self.item_factors_
 
 
+@document_training_parameters
 class NeuMF(EventModel):
     """Neural collaborative filtering: GMF, MLP or their fusion NeuMF (He et al. 2017).
 
-            Parameters
-            ----------
-            interaction : {"gmf", "mlp", "neumf"}, default="neumf"
-            n_factors : int, default=8
-                GMF embedding size ("predictive factors").
-            layers : tuple of int, default=(64, 32, 16, 8)
-                MLP sizes; the first is the concatenated user+item embedding width.
-            dropout : float, default=0.0
-            loss : str, default="bce"
-                Pointwise log loss with ``n_negatives`` sampled negatives, as in the paper; the
-                other ranking losses also work.
-            sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
-            n_negatives : int, default=4
-            logq_correction : bool, default=False
-            pretrain : bool, default=False
-            ``interaction="neumf"`` only: first fit a GMF and an MLP model with the same
-            settings on the same data, then start NeuMF from their weights (embeddings and
-            tower copied, output layer ``[h_gmf, h_mlp] / 2``), as in §3.4.1 of the paper.
-            The fitted parts are kept in ``pretrained_``. The paper then trains with plain
-            SGD; here the fused model uses the chosen ``optimizer`` and ``learning_rate``
-            (a smaller one keeps it near its start).
+    Parameters
+    ----------
+    interaction : {"gmf", "mlp", "neumf"}, default="neumf"
+    n_factors : int, default=8
+        GMF embedding size ("predictive factors").
+    layers : tuple of int, default=(64, 32, 16, 8)
+        MLP sizes; the first is the concatenated user+item embedding width.
+    dropout : float, default=0.0
+    loss : str, default="bce"
+        Pointwise log loss with ``n_negatives`` sampled negatives, as in the paper; the
+        other ranking losses also work.
+    sampler : {"uniform", "popularity", "in_batch", "hard"}, default="uniform"
+    n_negatives : int, default=4
+    logq_correction : bool, default=False
+    pretrain : bool, default=False
+        ``interaction="neumf"`` only: first fit a GMF and an MLP model with the same
+        settings on the same data, then start NeuMF from their weights (embeddings and
+        tower copied, output layer ``[h_gmf, h_mlp] / 2``), as in §3.4.1 of the paper.
+        The fitted parts are kept in ``pretrained_``. The paper then trains with plain
+        SGD; here the fused model uses the chosen ``optimizer`` and ``learning_rate``
+        (a smaller one keeps it near its start).
     {training}
 
-            Attributes
-            ----------
-            module_ : skrec.nn.factorization.NeuMF
-            loss_curve_, validation_scores_, n_iter_, best_iteration_
+    Attributes
+    ----------
+    module_ : skrec.nn.factorization.NeuMF
+    pretrained_ : tuple of (NeuMF, NeuMF)
+        With ``pretrain=True``: the fitted GMF and MLP parts.
+    loss_curve_, validation_scores_, n_iter_, best_iteration_
+        See :class:`skrec.training.TorchRecommender`.
 
-            References
-            ----------
-            X. He, L. Liao, H. Zhang, L. Nie, X. Hu and T.-S. Chua. Neural Collaborative
-            Filtering. WWW 2017.
+    References
+    ----------
+    X. He, L. Liao, H. Zhang, L. Nie, X. Hu and T.-S. Chua. Neural Collaborative
+    Filtering. WWW 2017.
 
-            Examples
-            --------
-            >>> from skrec import NeuMF
-            >>> from skrec.datasets import make_interactions
-            >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
-            >>> NeuMF(max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
-            (1, 3)
+    Examples
+    --------
+    >>> from skrec import NeuMF
+    >>> from skrec.datasets import make_interactions
+    >>> X = make_interactions(n_users=60, n_items=30, random_state=0)
+    >>> NeuMF(max_iter=2, random_state=0).fit(X).recommend([X.user_id[0]], k=3).shape
+    (1, 3)
     """
 
     _parameter_constraints = {
@@ -484,14 +491,15 @@ class NeuMF(EventModel):
     def _score_pairs(self, user_idx, item_idx):
         with torch.no_grad():
             out = []
-            for start in range(0, len(user_idx), 65536):
-                u = torch.from_numpy(user_idx[start : start + 65536]).to(self.device_)
-                i = torch.from_numpy(item_idx[start : start + 65536]).to(self.device_)
+            for start in range(0, len(user_idx), _PAIRS_PER_CHUNK):
+                stop = start + _PAIRS_PER_CHUNK
+                u = torch.from_numpy(user_idx[start:stop]).to(self.device_)
+                i = torch.from_numpy(item_idx[start:stop]).to(self.device_)
                 out.append(self.module_(u, i).double().cpu().numpy())
         return np.concatenate(out)
 
 
-def _score_all_chunked(module, users, pairs_per_chunk=2**16):
+def _score_all_chunked(module, users, pairs_per_chunk=_PAIRS_PER_CHUNK):
     """``module.score_all(users)`` a few users at a time: an MLP over every (user, item)
     pair holds a hidden layer per pair, so the chunk is sized in pairs."""
     step = max(1, pairs_per_chunk // module.n_items)
@@ -513,7 +521,3 @@ def _load_pretrained(module, gmf, mlp):
             torch.cat([gmf.module_.output.weight, mlp.module_.output.weight], 1) / 2
         )
         module.output.bias.copy_((gmf.module_.output.bias + mlp.module_.output.bias) / 2)
-
-
-MF.__doc__ = MF.__doc__.replace("{training}", TRAINING_PARAMETERS_DOC)
-NeuMF.__doc__ = NeuMF.__doc__.replace("{training}", TRAINING_PARAMETERS_DOC)
