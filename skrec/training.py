@@ -17,9 +17,12 @@ devices (``set_params(device=...)``, pickles that load on a CPU-only machine).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import os
 import warnings
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,8 +53,9 @@ TRAINING_CONSTRAINTS = {
     "optimizer": [StrOptions(set(OPTIMIZERS))],
     "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="right")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "checkpoint_dir": [str, os.PathLike, None],
     "device": [str, torch.device],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
@@ -74,7 +78,13 @@ TRAINING_PARAMETERS_DOC = """\
         NDCG@10 on it has not improved for ``n_iter_no_change`` epochs, and restore
         the best epoch's weights. The held-out events are not trained on.
     validation_fraction : float, default=0.1
+        Share of the users validated on; 1.0 holds out every user's last event (the
+        leave-last-out protocol of the sequential-recommendation papers).
     n_iter_no_change : int, default=5
+    checkpoint_dir : str or path, optional
+        Save the training state (weights, optimizer, random generators, curves, best
+        epoch so far) there after every epoch. A later ``fit`` with the same parameters
+        on the same data resumes from it, and ends as the uninterrupted fit would have.
     device : str, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu; any torch device string works.
         ``set_params(device=...)`` after fit moves the fitted model.
@@ -146,14 +156,24 @@ class TorchRecommender(BaseRecommender):
         optimizer = _make_optimizer(
             self.optimizer, parameters, self.learning_rate, self.weight_decay
         )
-        best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
+        best_score, best_state, best_epoch, stale, start = -np.inf, None, 0, 0, 1
+        checkpoint = None
+        if self.checkpoint_dir is not None and module is getattr(self, "module_", None):
+            checkpoint = _Checkpoint(self)
+            saved = checkpoint.load(module, optimizer, generator)
+            if saved is not None:
+                best_score, best_state, best_epoch, stale, start = saved
+                if start > self.max_iter or (validation and stale >= self.n_iter_no_change):
+                    return checkpoint.finish(module, best_state, start - 1, best_epoch)
         bar = tqdm(
-            range(1, self.max_iter + 1),
+            range(start, self.max_iter + 1),
+            initial=start - 1,
+            total=self.max_iter,
             disable=not self.verbose,
             desc=type(self).__name__,
             unit="epoch",
         )
-        epoch = 0
+        epoch = start - 1
         for epoch in bar:
             module.train()
             total, count = torch.zeros((), device=self.device_), 0
@@ -191,12 +211,13 @@ class TorchRecommender(BaseRecommender):
                     stale += 1
             bar.set_postfix(postfix)
             logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
+            if checkpoint is not None:
+                checkpoint.save(
+                    module, optimizer, generator, epoch, best_score, best_state, best_epoch, stale
+                )
             if validation is not None and stale >= self.n_iter_no_change:
                 break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-            return epoch, best_epoch
-        return epoch, epoch
+        return _Checkpoint.finish(module, best_state, epoch, best_epoch)
 
     def _validation_ndcg(self, context: UserContext, targets: np.ndarray, k: int = 10) -> float:
         """NDCG@k of the held-out item of each context user (full ranking, seen excluded)."""
@@ -229,6 +250,96 @@ class TorchRecommender(BaseRecommender):
         if "module_" in self.__dict__:
             self.device_ = _usable_device(self.device, strict=False)
             self.module_.to(self.device_)
+
+
+class _Checkpoint:
+    """The training state of one fit in ``checkpoint_dir``, named by a fingerprint of the
+    model's class, parameters and training data, written atomically after each epoch."""
+
+    def __init__(self, model):
+        params = model.get_params(deep=False)
+        for name in ("verbose", "device", "checkpoint_dir"):
+            params.pop(name, None)
+        digest = hashlib.sha256(repr(sorted(params.items())).encode())
+        data = model._train  # the whole fit data; the validation split follows from the seed
+        for array in (data.user, data.item, data.weight):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        self.model = model
+        self.path = (
+            Path(model.checkpoint_dir) / f"{type(model).__name__}-{digest.hexdigest()[:16]}.pt"
+        )
+
+    def load(self, module, optimizer, generator):
+        """Restore a saved state; returns (best score, best state, best epoch, stale,
+        next epoch), or None when there is no checkpoint for this fit."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["module"])
+            optimizer.load_state_dict(state["optimizer"])
+        except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            raise ValueError(
+                f"The checkpoint {self.path} cannot be read ({reason}); delete it to start over."
+            ) from error
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"], module_device(module))
+        self.model.loss_curve_ = list(state["loss_curve"])
+        if self.model.validation_scores_ is not None:
+            self.model.validation_scores_ = list(state["validation_scores"])
+        logger.info(
+            "%s: resumed from %s after epoch %d",
+            type(self.model).__name__,
+            self.path,
+            state["epoch"],
+        )
+        best_state = state["best_state"] or None
+        return (
+            state["best_score"],
+            best_state,
+            state["best_epoch"],
+            state["stale"],
+            state["epoch"] + 1,
+        )
+
+    def save(self, module, optimizer, generator, epoch, best_score, best_state, best_epoch, stale):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            **(
+                {"cuda_rng": torch.cuda.get_rng_state(module_device(module))}
+                if module_device(module).type == "cuda"
+                else {}
+            ),
+            "loss_curve": list(self.model.loss_curve_),
+            "validation_scores": list(self.model.validation_scores_ or []),
+            "epoch": epoch,
+            "best_score": float(best_score),
+            "best_state": best_state or {},
+            "best_epoch": best_epoch,
+            "stale": stale,
+        }
+        partial = self.path.with_suffix(".pt.partial")
+        torch.save(state, partial)
+        os.replace(partial, self.path)  # a kill mid-write leaves the previous checkpoint
+
+    @staticmethod
+    def finish(module, best_state, epoch, best_epoch):
+        """(epochs run, epoch kept), with the best weights restored when validating."""
+        if best_state is not None:
+            module.load_state_dict(best_state)
+            return epoch, best_epoch
+        return epoch, epoch
+
+
+def module_device(module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def _make_optimizer(name, parameters, learning_rate, weight_decay):

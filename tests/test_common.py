@@ -12,7 +12,19 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skrec
-from skrec import ALS, EASE, MF, SLIM, Item2Vec, NeuMF, Popular, Random
+from skrec import (
+    ALS,
+    EASE,
+    MF,
+    SLIM,
+    BERT4Rec,
+    GRU4Rec,
+    Item2Vec,
+    NeuMF,
+    Popular,
+    Random,
+    SASRec,
+)
 
 ESTIMATORS = [
     Popular(),
@@ -24,6 +36,9 @@ ESTIMATORS = [
     MF(n_factors=8, max_iter=3, random_state=0),
     NeuMF(n_factors=4, layers=(16, 8), max_iter=2, batch_size=512, random_state=0),
     Item2Vec(n_factors=8, max_iter=2, random_state=0),
+    SASRec(n_factors=8, max_len=10, max_iter=2, random_state=0),
+    BERT4Rec(n_factors=8, max_len=10, max_iter=2, random_state=0),
+    GRU4Rec(n_factors=8, max_len=10, max_iter=2, random_state=0),
 ]
 
 _WIDE = (
@@ -38,6 +53,33 @@ EXPECTED_FAILED_CHECKS = {
     "check_dtype_object": _WIDE,
     "check_fit2d_1sample": "fits a 1-row table of 10 columns; " + _WIDE,
 }
+_NO_TIME = (
+    "fits a 2-column array (user_id, item_id); sequential models need a timestamp column "
+    "and refuse without one (DESIGN: a clear error, not a guessed order). The skrec "
+    "contract tests below cover the same property with timestamped data"
+)
+#: The checks that feed a sequential model 2-column arrays.
+SEQUENTIAL_EXPECTED_FAILED_CHECKS = {
+    name: _NO_TIME
+    for name in (
+        "check_estimators_overwrite_params",
+        "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+    )
+}
+SEQUENTIAL_EXPECTED_FAILED_CHECKS["check_methods_subset_invariance"] = (
+    "float32 rounding (~2e-7) differs between batch shapes of the attention kernel when "
+    "users are scored in other groups; the check demands atol=1e-7"
+)
+
+
+def _expected_failures(estimator):
+    if estimator._requires_timestamp:
+        return {**EXPECTED_FAILED_CHECKS, **SEQUENTIAL_EXPECTED_FAILED_CHECKS}
+    return EXPECTED_FAILED_CHECKS
 
 
 def test_every_export_is_covered():
@@ -46,7 +88,7 @@ def test_every_export_is_covered():
     assert set(skrec.ESTIMATORS) <= set(skrec.__all__)
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda e: EXPECTED_FAILED_CHECKS)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from skrec import MF, Item2Vec, NeuMF
+from skrec import MF, Item2Vec, NeuMF, SASRec
 from skrec.datasets import make_interactions
 
 
@@ -132,3 +132,49 @@ def test_a_model_saved_for_a_missing_accelerator_loads_on_cpu(X):
         again = pickle.loads(pickle.dumps(model))
     assert again.device_ == torch.device("cpu")
     np.testing.assert_array_equal(again.recommend([X.user_id[0]]), model.recommend([X.user_id[0]]))
+
+
+# ------------------------------------------------------------------ checkpoints
+def _interrupt_after(model, n_epochs):
+    """Make ``model`` raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts."""
+    calls = {"n": 0}
+    batches = model._batches
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > n_epochs:
+            raise KeyboardInterrupt
+        return batches(*args, **kwargs)
+
+    model._batches = interrupting
+    return model
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_interrupted_fit_resumes_from_its_checkpoint(X, tmp_path, early_stopping):
+    params = dict(max_len=10, n_factors=8, max_iter=5, random_state=0, device="cpu")
+    params.update(early_stopping=early_stopping, n_iter_no_change=10)
+    whole = SASRec(**params).fit(X)
+    interrupted = _interrupt_after(SASRec(checkpoint_dir=tmp_path, **params), 3)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X)
+    assert not hasattr(interrupted, "module_"), "a failed fit leaves the previous state"
+    assert len(list(tmp_path.glob("SASRec-*.pt"))) == 1
+    resumed = SASRec(checkpoint_dir=tmp_path, **params).fit(X)
+    assert resumed.loss_curve_ == whole.loss_curve_
+    assert resumed.validation_scores_ == whole.validation_scores_
+    assert resumed.best_iteration_ == whole.best_iteration_
+    for name, value in whole.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_path):
+    MF(n_factors=4, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)
+    MF(n_factors=8, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)
+    files = sorted(tmp_path.glob("MF-*.pt"))
+    assert len(files) == 2
+    files[0].write_bytes(files[0].read_bytes()[:100])  # truncated
+    files[1].write_bytes(b"not a checkpoint")
+    for n_factors in (4, 8):
+        with pytest.raises(ValueError, match="cannot be read.*delete it"):
+            MF(n_factors=n_factors, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)

@@ -105,6 +105,7 @@ class Item2Vec(EventModel):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
+        checkpoint_dir=None,
         device: str = "auto",
         random_state=None,
         verbose: bool = False,
@@ -126,6 +127,7 @@ class Item2Vec(EventModel):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -255,6 +255,7 @@ class MF(EventModel):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
+        checkpoint_dir=None,
         device: str = "auto",
         random_state=None,
         verbose: bool = False,
@@ -277,6 +278,7 @@ class MF(EventModel):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -407,6 +409,7 @@ class NeuMF(EventModel):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
+        checkpoint_dir=None,
         device: str = "auto",
         random_state=None,
         verbose: bool = False,
@@ -429,6 +432,7 @@ class NeuMF(EventModel):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

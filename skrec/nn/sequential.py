@@ -1,0 +1,129 @@
+"""Sequence encoders: one transformer (causal for SASRec, bidirectional for BERT4Rec) and
+a GRU. Both read right-padded item sequences (index + 1, 0 pads) and return one hidden
+state per position; the item embeddings double as the output layer (tied, as in both
+transformer papers), so scores are ``hidden @ item_weight.T``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import lookup
+
+
+class SequenceEncoder(nn.Module):
+    """Shared item table: row 0 pads, rows ``1..n_items`` are the items, row
+    ``n_items + 1`` is the mask token of masked-item training."""
+
+    def __init__(self, n_items: int, d: int):
+        super().__init__()
+        self.n_items = n_items
+        self.items = nn.Embedding(n_items + 2, d, padding_idx=0)
+        nn.init.normal_(self.items.weight[1:], std=d**-0.5)
+
+    @property
+    def mask_token(self) -> int:
+        return self.n_items + 1
+
+    def item_weight(self) -> torch.Tensor:
+        """Output vectors of the items, (n_items, d)."""
+        return self.items.weight[1 : self.n_items + 1]
+
+    def last_hidden(self, sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Hidden state at each row's last real position, (B, d)."""
+        hidden = self(sequences)
+        return hidden[torch.arange(len(sequences), device=hidden.device), lengths - 1]
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block: x + attention(LN x), then x + feed-forward(LN x)."""
+
+    def __init__(self, d, n_heads, dim_feedforward, dropout, activation):
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ff1, self.ff2 = nn.Linear(d, dim_feedforward), nn.Linear(dim_feedforward, d)
+        self.activation = activation
+        self.dropout = dropout
+
+    def forward(self, x, attn_mask, causal):
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal
+        )  # (B, heads, L, D / heads)
+        x = x + F.dropout(self.out(attended.transpose(1, 2).reshape(B, L, D)), p, self.training)
+        h = F.dropout(self.activation(self.ff1(self.norm2(x))), p, self.training)
+        return x + F.dropout(self.ff2(h), p, self.training)
+
+
+class Transformer(SequenceEncoder):
+    """Item + learned position embeddings through ``n_blocks`` transformer blocks.
+
+    ``causal=True`` (SASRec): position j attends to positions ≤ j, so right padding
+    needs no mask. ``causal=False`` (BERT4Rec): every real position attends to every
+    real position. Positions are counted back from each sequence's last event (the
+    last event always has position ``max_len - 1``), as with left padding.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        d: int = 64,
+        n_blocks: int = 2,
+        n_heads: int = 1,
+        dim_feedforward: int = 64,
+        dropout: float = 0.1,
+        max_len: int = 50,
+        causal: bool = True,
+        activation: str = "relu",
+    ):
+        super().__init__(n_items, d)
+        if d % n_heads:
+            raise ValueError(f"n_factors={d} must be divisible by n_heads={n_heads}.")
+        self.max_len, self.causal, self.scale = max_len, causal, math.sqrt(d)
+        self.positions = nn.Embedding(max_len, d)
+        nn.init.normal_(self.positions.weight, std=d**-0.5)
+        act = {"relu": F.relu, "gelu": F.gelu}[activation]
+        self.blocks = nn.ModuleList(
+            _Block(d, n_heads, dim_feedforward, dropout, act) for _ in range(n_blocks)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        real = sequences != 0
+        lengths = real.sum(1, keepdim=True)
+        L = sequences.shape[1]
+        position = (torch.arange(L, device=sequences.device) + self.max_len - lengths).clamp(
+            0, self.max_len - 1
+        )
+        x = lookup(self.items, sequences) * self.scale + lookup(self.positions, position)
+        x = self.dropout(x) * real[..., None]
+        attn_mask = None if self.causal else real[:, None, None, :]  # (B, 1, 1, L) keys
+        for block in self.blocks:
+            x = block(x, attn_mask, self.causal)
+        return self.norm(x)
+
+
+class GRU(SequenceEncoder):
+    """Item embeddings through a GRU (GRU4Rec, Hidasi et al.); with right padding each
+    real position's state depends on the events up to it only."""
+
+    def __init__(self, n_items: int, d: int = 64, n_layers: int = 1, dropout: float = 0.1):
+        super().__init__(n_items, d)
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(
+            d, d, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
+        )
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.gru(self.dropout(lookup(self.items, sequences)))
+        return self.dropout(hidden)

@@ -1,0 +1,261 @@
+"""GRU4Rec, SASRec, BERT4Rec: the sequence pipeline, the encoders and the models."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skrec import BERT4Rec, GRU4Rec, Popular, SASRec
+from skrec.data.interactions import Interactions
+from skrec.data.sequences import mask_items, padded_sequences, shifted_targets, trim
+from skrec.datasets import make_interactions
+from skrec.model_selection import LeaveLastOut, evaluate
+from skrec.models import sequential
+from skrec.nn.sequential import GRU, Transformer
+
+SEQUENTIAL = [SASRec, BERT4Rec, GRU4Rec]
+
+
+@pytest.fixture(scope="module")
+def ordered():
+    """Strong successor structure: the next item is mostly the current one's successor."""
+    X = make_interactions(
+        n_users=300, n_items=80, mean_events=15, sequential_strength=0.8, random_state=1
+    )
+    train, test = next(LeaveLastOut().split(X))
+    return X.iloc[train], X.iloc[test]
+
+
+# ------------------------------------------------------------------ the pipeline
+def _events(lists):
+    user = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
+    item = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
+    return Interactions.build(user, item, n_users=len(lists), n_items=10)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_sequences_keep_the_latest_events(side):
+    lists = [[3, 1, 4, 1, 5], [9], [2, 6]]
+    data = _events(lists)
+    sequences, lengths = padded_sequences(data.indptr, data.item, 3, side=side)
+    expected = []
+    for items in lists:
+        kept = [i + 1 for i in items[-3:]]
+        pad = [0] * (3 - len(kept))
+        expected.append(kept + pad if side == "right" else pad + kept)
+    assert sequences.tolist() == expected
+    assert lengths.tolist() == [3, 1, 2]
+
+
+def test_shifted_targets_pair_each_event_with_the_next():
+    sequences = torch.tensor([[4, 2, 5, 0], [7, 0, 0, 0], [0, 3, 8, 6]])  # right, right, left
+    inputs, targets = shifted_targets(sequences)
+    assert inputs.tolist() == [[4, 2, 5], [7, 0, 0], [0, 3, 8]]
+    assert targets.tolist() == [[2, 5, 0], [0, 0, 0], [0, 8, 6]]
+
+
+def test_mask_items_masks_real_positions_only_and_every_row():
+    generator = torch.Generator().manual_seed(0)
+    sequences = torch.tensor([[1, 2, 3, 4, 0, 0]] * 500 + [[5, 0, 0, 0, 0, 0]] * 500)
+    inputs, targets = mask_items(sequences, 0.3, 99, generator)
+    masked = inputs == 99
+    assert (targets[masked] == sequences[masked]).all() and (targets[~masked] == 0).all()
+    assert not masked[sequences == 0].any(), "padding is never masked"
+    assert masked.any(1).all(), "each row trains on at least one position"
+    share = masked[:500, :4].float().mean().item()
+    assert 0.3 <= share <= 0.4  # 0.3, plus the rows where none was drawn
+
+
+def test_trim_drops_shared_padding_columns():
+    a, b = trim(torch.tensor([[1, 2, 0, 0], [3, 0, 0, 0]]), torch.arange(8).view(2, 4))
+    assert a.shape == (2, 2) and b.tolist() == [[0, 1], [4, 5]]
+
+
+# ------------------------------------------------------------------- the encoders
+def test_causal_transformer_ignores_later_events_and_padding():
+    torch.manual_seed(0)
+    model = Transformer(20, d=16, n_blocks=2, n_heads=2, dim_feedforward=32, max_len=8).eval()
+    a = torch.tensor([[1, 2, 3, 4, 5, 0, 0, 0]])
+    b = torch.tensor([[1, 2, 3, 9, 7, 0, 0, 0]])  # same length, other later events
+    with torch.no_grad():
+        ha, hb, short = model(a), model(b), model(a[:, :5])
+    torch.testing.assert_close(ha[:, :3], hb[:, :3], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(ha[:, 3], hb[:, 3])
+    torch.testing.assert_close(ha[:, :5], short, atol=1e-5, rtol=1e-5)
+
+
+def test_bidirectional_transformer_reads_both_sides():
+    torch.manual_seed(0)
+    model = Transformer(20, 16, 1, 2, 32, max_len=6, causal=False)
+    model.eval()
+    a, b = torch.tensor([[1, 21, 3, 0]]), torch.tensor([[1, 21, 4, 0]])
+    with torch.no_grad():
+        assert not torch.allclose(model(a)[:, 1], model(b)[:, 1]), "the mask sees its right"
+        padded = model(torch.tensor([[1, 21, 3, 0, 0, 0]]))
+    torch.testing.assert_close(model(a)[:, :3].detach(), padded[:, :3], atol=1e-5, rtol=1e-5)
+
+
+def test_gru_states_do_not_depend_on_right_padding():
+    torch.manual_seed(0)
+    model = GRU(20, d=8).eval()
+    with torch.no_grad():
+        long = model(torch.tensor([[4, 5, 6, 0, 0, 0]]))
+        short = model(torch.tensor([[4, 5, 6]]))
+    torch.testing.assert_close(long[:, :3], short)
+
+
+# --------------------------------------------------------------------- the loss
+def test_full_softmax_loss_equals_dense_cross_entropy(monkeypatch, ordered):
+    train, _ = ordered
+    model = SASRec(n_factors=8, max_len=12, max_iter=1, random_state=0, device="cpu").fit(train)
+    monkeypatch.setattr(sequential, "_LOGIT_CHUNK_ELEMENTS", 1)  # the smallest chunks
+    prepared = model._prepare(model._train)
+    batch = next(model._batches(prepared, model.module_, torch.Generator().manual_seed(0)))
+    model.module_.eval()
+    chunked = model._loss(model.module_, batch)
+    hidden = model.module_(batch["inputs"])
+    where = batch["targets"] > 0
+    logits = hidden[where] @ model.module_.item_weight().T
+    dense = F.cross_entropy(logits, batch["targets"][where] - 1)
+    torch.testing.assert_close(chunked, dense)
+
+
+@pytest.mark.parametrize("loss, n_negatives", [("bce", 1), ("gbce", 8), ("sampled_softmax", 8)])
+def test_sampled_losses_negatives_avoid_the_users_items(loss, n_negatives, ordered):
+    train, _ = ordered
+    model = SASRec(
+        n_factors=8, max_len=12, loss=loss, n_negatives=n_negatives, max_iter=1, random_state=0
+    ).fit(train)
+    prepared = model._prepare(model._train)
+    batch = next(model._batches(prepared, model.module_, torch.Generator().manual_seed(0)))
+    rows = torch.randperm(len(prepared.users), generator=torch.Generator().manual_seed(0))
+    users = prepared.users[rows[: len(batch["inputs"])]].numpy()  # the batch's users
+    B = len(users)
+    assert batch["negative"].shape == (batch["targets"].shape if n_negatives == 1 else (B, 8))
+    negatives = batch["negative"].reshape(B, -1).numpy()
+    valid = batch["valid"].reshape(B, -1).numpy()
+    seen = model._train.csr().toarray().astype(bool)
+    hits = seen[users[:, None], negatives]
+    assert not (hits & valid).any(), "a valid negative is never one of the user's items"
+    assert valid.mean() > 0.9
+    assert torch.isfinite(model._loss(model.module_, batch))
+
+
+# -------------------------------------------------------------------- the models
+@pytest.mark.parametrize("cls", SEQUENTIAL, ids=lambda c: c.__name__)
+def test_beats_popular_on_ordered_data(cls, ordered):
+    train, test = ordered
+    popular = evaluate(Popular().fit(train), test)["ndcg@10"]
+    model = cls(n_factors=32, max_len=20, max_iter=30, learning_rate=5e-3, random_state=0)
+    ndcg = evaluate(model.fit(train), test)["ndcg@10"]
+    assert ndcg > 2 * popular, (ndcg, popular)
+
+
+@pytest.mark.parametrize("loss", ["bce", "sampled_softmax", "bpr"])
+def test_sasrec_sampled_losses_learn(loss, ordered):
+    train, test = ordered
+    popular = evaluate(Popular().fit(train), test)["ndcg@10"]
+    model = SASRec(
+        n_factors=32,
+        max_len=20,
+        loss=loss,
+        n_negatives=1 if loss in ("bce", "bpr") else 16,
+        max_iter=30,
+        learning_rate=5e-3,
+        random_state=0,
+    )
+    assert evaluate(model.fit(train), test)["ndcg@10"] > 1.5 * popular
+
+
+def test_gbce_with_t_zero_is_bce(ordered):
+    train, _ = ordered
+    params = dict(n_factors=8, max_len=12, n_negatives=4, max_iter=1, random_state=0)
+    model = SASRec(loss="gbce", gbce_t=0.0, **params).fit(train)
+    prepared = model._prepare(model._train)
+    batch = next(model._batches(prepared, model.module_, torch.Generator().manual_seed(0)))
+    model.module_.eval()
+    gbce = model._loss(model.module_, batch)
+    model.set_params(loss="bce")
+    torch.testing.assert_close(gbce, model._loss(model.module_, batch))
+
+
+def test_shuffling_the_order_within_users_hurts_sasrec(ordered):
+    train, test = ordered
+    rng = np.random.default_rng(0)
+    shuffled = train.copy()
+    # new timestamps: a random order within each user
+    shuffled["timestamp"] = rng.permutation(len(shuffled))
+    params = dict(n_factors=32, max_len=20, max_iter=30, learning_rate=5e-3, random_state=0)
+    in_order = evaluate(SASRec(**params).fit(train), test)["ndcg@10"]
+    out_of_order = evaluate(SASRec(**params).fit(shuffled), test)["ndcg@10"]
+    assert in_order > 1.5 * out_of_order, (in_order, out_of_order)
+
+
+@pytest.mark.parametrize("cls", SEQUENTIAL, ids=lambda c: c.__name__)
+def test_history_serves_a_session_like_the_training_events(cls, ordered):
+    train, _ = ordered
+    model = cls(n_factors=8, max_len=12, max_iter=2, random_state=0).fit(train)
+    user = train.user_id.iloc[0]
+    events = train[train.user_id == user]
+    known = model.recommend([user], k=5, return_scores=True)
+    session = events.assign(user_id="anonymous session")
+    fresh = model.recommend(["anonymous session"], k=5, history=session, return_scores=True)
+    assert (known[0] == fresh[0]).all()
+    np.testing.assert_allclose(known[1], fresh[1], rtol=1e-5)
+    # order is the timestamp's, not the rows': shuffled rows give the same answer
+    shuffled = session.sample(frac=1.0, random_state=0)
+    again = model.recommend(["anonymous session"], k=5, history=shuffled)
+    assert (again == fresh[0]).all()
+
+
+def test_the_next_item_depends_on_the_latest_events(ordered):
+    train, _ = ordered
+    model = SASRec(n_factors=32, max_len=20, max_iter=30, learning_rate=5e-3, random_state=0)
+    model.fit(train)
+    items = train.item_id.unique()
+    a = pd.DataFrame({"user_id": "s", "item_id": items[:6], "timestamp": range(6)})
+    b = a.assign(item_id=items[[5, 4, 3, 2, 1, 0]])  # same set, reversed
+    first = model.recommend(["s"], k=10, history=a)
+    second = model.recommend(["s"], k=10, history=b)
+    assert set(first[0]) != set(second[0])
+
+
+def test_sequential_models_need_timestamps(ordered):
+    train, _ = ordered
+    with pytest.raises(ValueError, match="timestamp"):
+        SASRec(max_iter=1).fit(train[["user_id", "item_id"]])
+
+
+def test_users_with_one_event_only_are_refused():
+    X = pd.DataFrame({"user_id": [1, 2, 3], "item_id": [1, 2, 3], "timestamp": [0, 1, 2]})
+    with pytest.raises(ValueError, match="at least two events"):
+        GRU4Rec(max_iter=1).fit(X)
+
+
+def test_bert4rec_scores_from_the_appended_mask(ordered):
+    train, _ = ordered
+    model = BERT4Rec(n_factors=8, max_len=6, max_iter=1, random_state=0).fit(train)
+    events = model._train.take_users(np.array([0]))
+    sequences, lengths = model._inference_sequences(events)
+    n = min(int(np.diff(events.indptr)[0]), 5)
+    assert lengths.tolist() == [n + 1]
+    assert sequences[0, n].item() == model._train.n_items + 1
+    assert (sequences[0, :n] == torch.from_numpy(events.item[-n:] + 1)).all()
+
+
+def test_early_stopping_on_every_users_last_event(ordered):
+    train, _ = ordered
+    model = GRU4Rec(
+        n_factors=16,
+        max_len=20,
+        max_iter=8,
+        learning_rate=5e-3,
+        early_stopping=True,
+        validation_fraction=1.0,
+        n_iter_no_change=2,
+        random_state=0,
+    ).fit(train)
+    assert len(model.validation_scores_) == model.n_iter_
+    best = int(np.argmax(model.validation_scores_)) + 1
+    assert model.best_iteration_ == best
