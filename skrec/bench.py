@@ -22,11 +22,17 @@ from tqdm.auto import tqdm
 
 from . import preprocessing
 from .datasets import fetch_interactions, load_ml_1m_ncf, load_ml_100k
-from .model_selection import LeaveLastOut, _rank_metric, evaluate, rank_against_candidates
+from .model_selection import (
+    LeaveLastOut,
+    _rank_metric,
+    evaluate,
+    evaluate_sessions,
+    rank_against_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("leave-last-out", "ncf", "ratings")
+PROTOCOLS = ("leave-last-out", "ncf", "ratings", "session")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -140,7 +146,42 @@ def _prepare(dataset, protocol, data_home, random_state):
         if dataset != "ml-100k":
             raise ValueError("protocol 'ratings' is defined for --dataset ml-100k (u1-u5).")
         return [_rating_fold(base, test) for base, test in load_ml_100k(data_home).folds]
+    if protocol == "session":
+        if dataset != "diginetica":
+            raise ValueError("protocol 'session' is defined for --dataset diginetica only.")
+        train, test = session_split(fetch_interactions(dataset, data_home))
+
+        def run(model, k, timings):
+            return evaluate_sessions(
+                model, test, metrics=("hr", "mrr", "ndcg"), k=k, per_user=True, timings=timings
+            )
+
+        return [(train, None, run)]
     raise ValueError(f"Unknown protocol {protocol!r}; choose from {PROTOCOLS}.")
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def session_split(X: pd.DataFrame, test_days: int = 7, min_item_count: int = 5):
+    """The session-based split of SR-GNN's DIGINETICA preprocessing.
+
+    Drops sessions of one event, then items seen fewer than ``min_item_count`` times,
+    then sessions left with one event; the sessions ending in the last ``test_days``
+    days (timestamps in nanoseconds) are the test set, from which items absent from
+    training and then sessions left with one event are removed.
+    """
+    size = X.groupby("user_id").item_id.transform("size")
+    X = X[size > 1]
+    X = X[X.groupby("item_id").item_id.transform("size") >= min_item_count]
+    X = X[X.groupby("user_id").item_id.transform("size") > 1]
+    day = X.timestamp // _DAY_NS
+    last_day = day.groupby(X.user_id).transform("max")
+    is_test = last_day > day.max() - test_days
+    train, test = X[~is_test], X[is_test]
+    test = test[test.item_id.isin(set(train.item_id))]
+    test = test[test.groupby("user_id").item_id.transform("size") > 1]
+    return train, test
 
 
 def _rating_fold(base, test):
@@ -167,18 +208,25 @@ def run_bench(
     config=None,
     data_home=None,
     random_state: int = 0,
+    checkpoint_dir=None,
     verbose: bool = True,
 ) -> list[dict]:
     """Fit and evaluate ``models`` on ``dataset``; return one record per model.
 
     ``models`` holds names (looked up in the dataset's config) or a dict of name ->
-    estimator (a skrec estimator or a Pipeline ending in one).
+    estimator (a skrec estimator or a Pipeline ending in one). With ``checkpoint_dir``,
+    every model that takes one checkpoints there, so a rerun resumes.
     """
     specs = load_config(dataset, config)
     if isinstance(models, dict):
         estimators = dict(models)
     else:
         estimators = {name: make_model(name, specs.get(name)) for name in models}
+    if checkpoint_dir is not None:
+        for estimator in estimators.values():
+            final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+            if "checkpoint_dir" in final.get_params(deep=False):
+                final.set_params(checkpoint_dir=str(checkpoint_dir))
     folds = _prepare(dataset, protocol, data_home, random_state)
     records = []
     bar = tqdm(estimators.items(), disable=not verbose, desc=f"bench {dataset}", unit="model")
@@ -211,11 +259,24 @@ def run_bench(
                 "ci95": intervals,
                 "n_users": int(len(next(iter(per_user.values())))),
                 "fit_seconds": fit_seconds,
+                **_training_record(model),
                 "recommend_seconds": timings.get("recommend_seconds", float("nan")),
                 "peak_memory_mb": memory.peak_mb,
             }
         )
     return records
+
+
+def _training_record(model) -> dict:
+    """Epochs, best epoch and training wall time of a torch model (the last fold's)."""
+    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    if not hasattr(final, "best_iteration_"):
+        return {}
+    return {
+        "epochs": int(final.n_iter_),
+        "best_epoch": int(final.best_iteration_),
+        "training_seconds": float(final.training_seconds_),
+    }
 
 
 def leaderboard(records: list[dict]) -> str:
@@ -226,6 +287,9 @@ def leaderboard(records: list[dict]) -> str:
         for key, value in r["metrics"].items():
             row[key] = f"{value:.4f} ± {r['ci95'][key]:.4f}"
         row["fit s"] = f"{r['fit_seconds']:.2f}"
+        if "best_epoch" in r:
+            row["best epoch"] = f"{r['best_epoch']}/{r['epochs']}"
+            row["train s"] = f"{r['training_seconds']:.0f}"
         row["recommend s"] = f"{r['recommend_seconds']:.2f}"
         row["peak MiB"] = f"{r['peak_memory_mb']:.0f}"
         rows.append(row)
@@ -254,6 +318,9 @@ def write_results(records: list[dict], out) -> list[Path]:
         for key, value in r["metrics"].items():
             row[key], row[f"{key}_ci95"] = value, r["ci95"][key]
         row.update({key: r[key] for key in ("fit_seconds", "recommend_seconds", "peak_memory_mb")})
+        row.update(
+            {key: r[key] for key in ("epochs", "best_epoch", "training_seconds") if key in r}
+        )
         row["params"] = json.dumps(r["params"], default=str)
         flat.append(row)
     pd.DataFrame(flat).to_csv(written[1], index=False)

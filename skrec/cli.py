@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--data-home", default=None, help="dataset folder (default: $SKREC_DATA)")
     bench.add_argument("--random-state", type=int, default=0)
+    bench.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="torch models save their training state there after each epoch; a rerun of "
+        "the same command resumes where an interrupted one stopped",
+    )
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -54,6 +60,7 @@ def main(argv=None) -> int:
                 config=args.config,
                 data_home=args.data_home,
                 random_state=args.random_state,
+                checkpoint_dir=args.checkpoint_dir,
                 verbose=not args.quiet,
             )
         except (ValueError, FileNotFoundError, TypeError) as exc:

@@ -20,6 +20,7 @@ import copy
 import hashlib
 import logging
 import os
+import time
 import warnings
 from numbers import Integral, Real
 from pathlib import Path
@@ -108,7 +109,9 @@ class TorchRecommender(BaseRecommender):
     Attributes set by fit: ``module_`` (the trained ``nn.Module``), ``device_``,
     ``loss_curve_`` (mean training loss per epoch), ``validation_scores_`` (NDCG@10 per
     epoch, or None without early stopping), ``n_iter_`` (epochs run) and
-    ``best_iteration_`` (the epoch whose weights were kept).
+    ``best_iteration_`` (the epoch whose weights were kept) and ``training_seconds_``
+    (wall time of the epochs, validation included, summed over the runs a checkpoint
+    joined).
     """
 
     # ------------------------------------------------------------ model hooks
@@ -138,6 +141,7 @@ class TorchRecommender(BaseRecommender):
             self.device_ = device
             self.module_ = self._build_module(data).to(device)
             self.loss_curve_, self.validation_scores_ = [], [] if validation else None
+            self.training_seconds_ = 0.0
             self.n_iter_, self.best_iteration_ = self._run(
                 self.module_,
                 list(self.module_.parameters()),
@@ -175,6 +179,7 @@ class TorchRecommender(BaseRecommender):
         )
         epoch = start - 1
         for epoch in bar:
+            tick = time.perf_counter()
             module.train()
             total, count = torch.zeros((), device=self.device_), 0
             for batch in self._batches(prepared, module, generator):
@@ -209,6 +214,7 @@ class TorchRecommender(BaseRecommender):
                     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
                 else:
                     stale += 1
+            self.training_seconds_ += time.perf_counter() - tick
             bar.set_postfix(postfix)
             logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
             if checkpoint is not None:
@@ -288,6 +294,7 @@ class _Checkpoint:
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["cuda_rng"], module_device(module))
         self.model.loss_curve_ = list(state["loss_curve"])
+        self.model.training_seconds_ = float(state.get("seconds", 0.0))
         if self.model.validation_scores_ is not None:
             self.model.validation_scores_ = list(state["validation_scores"])
         logger.info(
@@ -318,6 +325,7 @@ class _Checkpoint:
                 else {}
             ),
             "loss_curve": list(self.model.loss_curve_),
+            "seconds": float(self.model.training_seconds_),
             "validation_scores": list(self.model.validation_scores_ or []),
             "epoch": epoch,
             "best_score": float(best_score),

@@ -35,6 +35,7 @@ SEQUENCE_CONSTRAINTS = {
     "n_negatives": [Interval(Integral, 1, None, closed="left")],
     "gbce_t": [Interval(Real, 0, 1, closed="both")],
     "index": [StrOptions(set(INDEX_KINDS))],
+    "logits_dtype": [StrOptions({"float32", "bfloat16"})],
 }
 
 #: Elements of one (positions x items) logits chunk of the full cross-entropy.
@@ -55,6 +56,10 @@ SEQUENCE_PARAMETERS_DOC = """\
         generalised BCE with calibration ``gbce_t``.
     n_negatives : int, default=1
     gbce_t : float, default=0.75
+    logits_dtype : {"float32", "bfloat16"}, default="float32"
+        ``softmax`` only: the precision of the (positions x items) logits products,
+        the bulk of the work on a large catalog. ``bfloat16`` is about 3x faster on CPUs
+        with AVX512-BF16 or AMX and on GPUs; sums and gradients stay float32.
     index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
         Top-k retrieval: exact, or a faiss index over the item vectors."""
 
@@ -125,7 +130,8 @@ class SequentialModel(TorchRecommender):
         weight = module.item_weight()
         if self.loss == "softmax":
             chunk = max(1024, _LOGIT_CHUNK_ELEMENTS // max(len(h), 1))
-            return losses.full_softmax(h, weight, target, chunk_size=chunk)
+            dtype = getattr(torch, self.logits_dtype)
+            return losses.full_softmax(h, weight, target, chunk_size=chunk, dtype=dtype)
         pos = (h * weight.index_select(0, target)).sum(1)
         negative = batch["negative"]
         if negative.shape == targets.shape:  # one per position
@@ -237,6 +243,7 @@ class SASRec(SequentialModel):
         loss: str = "softmax",
         n_negatives: int = 1,
         gbce_t: float = 0.75,
+        logits_dtype: str = "float32",
         index: str = "exact",
         max_iter: int = 100,
         batch_size: int = 128,
@@ -334,6 +341,7 @@ class BERT4Rec(SequentialModel):
         loss: str = "softmax",
         n_negatives: int = 1,
         gbce_t: float = 0.75,
+        logits_dtype: str = "float32",
         index: str = "exact",
         max_iter: int = 100,
         batch_size: int = 128,
@@ -428,6 +436,7 @@ class GRU4Rec(SequentialModel):
         loss: str = "softmax",
         n_negatives: int = 1,
         gbce_t: float = 0.75,
+        logits_dtype: str = "float32",
         index: str = "exact",
         max_iter: int = 100,
         batch_size: int = 128,

@@ -155,34 +155,40 @@ def ranking_loss(
 
 class _ChunkedSoftmax(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T + bias`` against ``target``, computed
-    over item chunks: neither pass holds the (M, n_items) logits, only (M, chunk)."""
+    over item chunks: neither pass holds the (M, n_items) logits, only (M, chunk).
+    The chunk products run in ``dtype`` (the inputs', or bfloat16 for speed); the
+    log-sum-exp, the loss and the gradients are accumulated in the inputs' dtype."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, chunk):
+    def forward(ctx, hidden, weight, bias, target, chunk, dtype):
+        dtype = dtype or hidden.dtype
+        h, w = hidden.to(dtype), weight.to(dtype)
         lse = hidden.new_full((hidden.shape[0],), -torch.inf)  # (M,)
         for start in range(0, weight.shape[0], chunk):
-            logits = _chunk_logits(hidden, weight, bias, start, chunk)  # (M, c)
+            logits = _chunk_logits(h, w, bias, start, chunk, hidden.dtype)  # (M, c)
             lse = torch.logaddexp(lse, torch.logsumexp(logits, 1))
         target_logit = (hidden * weight[target]).sum(1)  # (M,)
         if bias is not None:
             target_logit = target_logit + bias[target]
         ctx.save_for_backward(hidden, weight, bias, target, lse)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.dtype = chunk, dtype
         return (lse - target_logit).mean()
 
     @staticmethod
     def backward(ctx, grad):
         hidden, weight, bias, target, lse = ctx.saved_tensors
+        h, w = hidden.to(ctx.dtype), weight.to(ctx.dtype)
         scale = grad / hidden.shape[0]
         grad_hidden = torch.zeros_like(hidden)
         grad_weight = torch.zeros_like(weight)
         grad_bias = None if bias is None else torch.zeros_like(bias)
         for start in range(0, weight.shape[0], ctx.chunk):
-            logits = _chunk_logits(hidden, weight, bias, start, ctx.chunk)
+            logits = _chunk_logits(h, w, bias, start, ctx.chunk, hidden.dtype)
             probability = torch.exp(logits - lse[:, None]) * scale  # (M, c): d loss / d logit
             stop = start + probability.shape[1]
-            grad_hidden += probability @ weight[start:stop]
-            grad_weight[start:stop] = probability.T @ hidden
+            p = probability.to(ctx.dtype)
+            grad_hidden += (p @ w[start:stop]).to(hidden.dtype)
+            grad_weight[start:stop] = (p.T @ h).to(hidden.dtype)
             if grad_bias is not None:
                 grad_bias[start:stop] = probability.sum(0)
         # the target logit's own term: -1/M per row
@@ -190,11 +196,12 @@ class _ChunkedSoftmax(torch.autograd.Function):
         grad_weight.index_add_(0, target, -scale * hidden)
         if grad_bias is not None:
             grad_bias.index_add_(0, target, (-scale).expand(len(target)).to(grad_bias.dtype))
-        return grad_hidden, grad_weight, grad_bias, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None
 
 
-def _chunk_logits(hidden, weight, bias, start, chunk):
-    logits = hidden @ weight[start : start + chunk].T
+def _chunk_logits(hidden, weight, bias, start, chunk, out_dtype):
+    """Logits of one item chunk, as ``out_dtype`` (the product in the inputs' dtype)."""
+    logits = (hidden @ weight[start : start + chunk].T).to(out_dtype)
     return logits if bias is None else logits + bias[start : start + chunk]
 
 
@@ -204,6 +211,7 @@ def full_softmax(
     target: torch.Tensor,
     bias: torch.Tensor | None = None,
     chunk_size: int = 8192,
+    dtype: torch.dtype | None = None,
 ):
     """Full cross-entropy over every item without the (M, n_items) logits tensor.
 
@@ -211,6 +219,8 @@ def full_softmax(
     vectors, ``weight`` (n_items, D) item vectors, ``bias`` (n_items,) — in value and
     gradients, but both passes go ``chunk_size`` items at a time, so memory is
     O(M · chunk_size) instead of O(M · n_items) (a 54k-item catalog trains in bounded
-    memory). Costs one extra logits pass in backward.
+    memory). Costs one extra logits pass in backward. ``dtype=torch.bfloat16`` runs
+    the logits products in bfloat16 (about 3x faster on CPUs with AVX512-BF16 and on
+    GPUs; logits then carry ~3 significant digits), accumulating in the inputs' dtype.
     """
-    return _ChunkedSoftmax.apply(hidden, weight, bias, target, int(chunk_size))
+    return _ChunkedSoftmax.apply(hidden, weight, bias, target, int(chunk_size), dtype)

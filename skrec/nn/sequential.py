@@ -52,14 +52,29 @@ class _Block(nn.Module):
         self.activation = activation
         self.dropout = dropout
 
-    def forward(self, x, attn_mask, causal):
+    def forward(self, x, attn_mask, causal, rows=None):
+        """``x`` (B, L, D) -> (B, L, D); with ``rows`` (B,) only the query at each row's
+        position ``rows`` is computed (keys are all positions allowed by ``attn_mask``),
+        giving (B, 1, D): inference needs the last position only."""
         B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        h = self.norm1(x)
+        if rows is None:
+            qkv = self.qkv(h).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+        else:
+            picked = torch.arange(B, device=x.device)
+            x = x[picked, rows][:, None]  # (B, 1, D)
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(h[picked, rows][:, None], weight[:D], bias[:D])
+            q = q.view(B, 1, self.n_heads, -1).transpose(1, 2)
+            kv = F.linear(h, weight[D:], bias[D:]).view(B, L, 2, self.n_heads, -1)
+            k, v = kv.permute(2, 0, 3, 1, 4)
+            causal = False  # the keys after `rows` are padding, masked by attn_mask
         p = self.dropout if self.training else 0.0
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal
-        )  # (B, heads, L, D / heads)
-        x = x + F.dropout(self.out(attended.transpose(1, 2).reshape(B, L, D)), p, self.training)
+        )  # (B, heads, L or 1, D / heads)
+        x = x + F.dropout(self.out(attended.transpose(1, 2).reshape(B, -1, D)), p, self.training)
         h = F.dropout(self.activation(self.ff1(self.norm2(x))), p, self.training)
         return x + F.dropout(self.ff2(h), p, self.training)
 
@@ -98,7 +113,8 @@ class Transformer(SequenceEncoder):
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+    def forward(self, sequences: torch.Tensor, last: torch.Tensor | None = None):
+        """Hidden states (B, L, D); with ``last`` (B,) only those positions', (B, D)."""
         real = sequences != 0
         lengths = real.sum(1, keepdim=True)
         L = sequences.shape[1]
@@ -107,10 +123,16 @@ class Transformer(SequenceEncoder):
         )
         x = lookup(self.items, sequences) * self.scale + lookup(self.positions, position)
         x = self.dropout(x) * real[..., None]
-        attn_mask = None if self.causal else real[:, None, None, :]  # (B, 1, 1, L) keys
-        for block in self.blocks:
+        keys = real[:, None, None, :]  # (B, 1, 1, L)
+        attn_mask = None if self.causal else keys
+        for i, block in enumerate(self.blocks):
+            if last is not None and i == len(self.blocks) - 1:
+                return self.norm(block(x, keys, self.causal, rows=last))[:, 0]
             x = block(x, attn_mask, self.causal)
         return self.norm(x)
+
+    def last_hidden(self, sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self(sequences, last=lengths - 1)
 
 
 class GRU(SequenceEncoder):

@@ -259,3 +259,14 @@ def test_early_stopping_on_every_users_last_event(ordered):
     assert len(model.validation_scores_) == model.n_iter_
     best = int(np.argmax(model.validation_scores_)) + 1
     assert model.best_iteration_ == best
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_last_hidden_computes_only_the_last_query_but_agrees(causal):
+    torch.manual_seed(0)
+    model = Transformer(30, 16, 3, 2, 32, max_len=8, causal=causal).eval()
+    sequences = torch.tensor([[1, 2, 3, 4, 0, 0], [5, 6, 0, 0, 0, 0], [7, 8, 9, 10, 11, 12]])
+    lengths = torch.tensor([4, 2, 6])
+    with torch.no_grad():
+        full = model(sequences)[torch.arange(3), lengths - 1]
+        torch.testing.assert_close(model.last_hidden(sequences, lengths), full)

@@ -147,3 +147,19 @@ def test_full_softmax_matches_the_dense_loss_and_gradients(with_bias):
     assert torch.autograd.gradcheck(
         lambda h, w: losses.full_softmax(h, w, target, None, chunk_size=7), (hidden, weight)
     )
+
+
+def test_full_softmax_in_bfloat16_stays_close_to_float32():
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(64, 16, generator=g, requires_grad=True)
+    weight = (0.3 * torch.randn(500, 16, generator=g)).requires_grad_()
+    target = torch.randint(500, (64,), generator=g)
+    exact = losses.full_softmax(hidden, weight, target, chunk_size=128)
+    fast = losses.full_softmax(hidden, weight, target, chunk_size=128, dtype=torch.bfloat16)
+    assert fast.dtype == torch.float32
+    assert float(fast) == pytest.approx(float(exact), rel=2e-2)
+    for e, o in zip(
+        torch.autograd.grad(exact, [hidden, weight]), torch.autograd.grad(fast, [hidden, weight])
+    ):
+        cosine = torch.nn.functional.cosine_similarity(e.ravel(), o.ravel(), dim=0)
+        assert cosine > 0.99
