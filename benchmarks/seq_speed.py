@@ -50,7 +50,8 @@ def main() -> None:
         f"ml-1m-seq: {len(X):,} events, {len(users):,} users; torch threads "
         f"{torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'model':<11} {'s/epoch':>8} {'reference':>9} {'ratio':>6} {'target':>7} {'top-10 all users':>17}")
+    header = ("model", "s/epoch", "reference", "ratio", "target", "top-10 all users")
+    print("{:<11} {:>8} {:>9} {:>6} {:>7} {:>17}".format(*header))
     for name in args.models.split(","):
         model = MODELS[name]().set_params(max_iter=args.epochs, device="cpu", random_state=0)
         model.fit(X)

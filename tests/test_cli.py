@@ -48,12 +48,18 @@ def test_bench_default_runs_offline_and_writes_results(tmp_path):
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
-def bench_on_shared_data(folder, tmp_path, *args):
-    """Run `skrec bench` on a shared dataset folder; return its first result record."""
+def bench_records(folder, tmp_path, *args):
+    """Run `skrec bench` on a shared dataset folder; return its records by model name."""
     home = data_folder(folder).parent
     done = run("bench", *args, "--out", str(tmp_path), "--quiet", env={"SKREC_DATA": str(home)})
     assert done.returncode == 0, done.stderr
-    return json.loads((tmp_path / "results.json").read_text())[0]
+    records = json.loads((tmp_path / "results.json").read_text())
+    return {record["model"]: record for record in records}
+
+
+def bench_on_shared_data(folder, tmp_path, *args):
+    """Run `skrec bench` on a shared dataset folder; return its first result record."""
+    return next(iter(bench_records(folder, tmp_path, *args).values()))
 
 
 def test_bench_ml_100k_reproduces_popular(tmp_path):
@@ -109,3 +115,22 @@ def test_bench_errors_are_clear(tmp_path):
     assert done.returncode == 2 and "Unknown model 'NoSuchModel'" in done.stderr
     done = run("bench", "--dataset", "synthetic", "--protocol", "ncf", "--quiet")
     assert done.returncode == 2 and "ml-1m-ncf only" in done.stderr
+
+
+def test_bench_session_protocol_and_checkpoint_resume(tmp_path):
+    config = tmp_path / "config.json"
+    gru = {"n_factors": 16, "max_len": 10, "max_iter": 3, "random_state": 0}
+    config.write_text(json.dumps({"models": {"Popular": {}, "GRU4Rec": gru}}))
+    args = ["--dataset", "diginetica", "--protocol", "session", "--k", "20"]
+    args += ["--models", "Popular,GRU4Rec", "--config", str(config)]
+    args += ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    first = bench_records("diginetica-sample", tmp_path / "a", *args)
+    popular, gru4rec = first["Popular"], first["GRU4Rec"]
+    assert popular["n_users"] == 102  # next-item cases of SR-GNN's preprocessing
+    assert popular["metrics"]["hr@20"] == pytest.approx(5 / 102)
+    assert set(gru4rec["metrics"]) == {"hr@20", "mrr@20", "ndcg@20"}
+    assert gru4rec["epochs"] == 3 and gru4rec["training_seconds"] > 0
+    # the same command again: the fit resumes from the finished checkpoint
+    again = bench_records("diginetica-sample", tmp_path / "b", *args)["GRU4Rec"]
+    assert again["metrics"] == gru4rec["metrics"]
+    assert again["training_seconds"] == gru4rec["training_seconds"]

@@ -169,3 +169,30 @@ def test_pipeline_binarize_kcore_popular_on_ml_100k():
     ).fit(X)
     assert 0.02 < search.best_score_ < 0.2
     assert search.best_estimator_[-1].item_popularity_.sum() < len(X)
+
+
+def test_evaluate_sessions_scores_every_prefix_like_a_loop(interactions):
+    from skrec.model_selection import evaluate_sessions
+
+    model = Popular().fit(interactions)
+    items = interactions.item_id.unique()
+    sessions = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "item_id": [items[0], items[1], items[2], items[3], items[0], items[4], -1],
+            "timestamp": [3, 1, 2, 5, 6, 1, 2],  # rows out of time order within "a"
+        }
+    )
+    got = evaluate_sessions(model, sessions, metrics=("hr", "mrr"), k=5, per_user=True)
+    expected = {"hr@5": [], "mrr@5": []}
+    for _, events in sessions.sort_values("timestamp", kind="stable").groupby("user_id"):
+        for i in range(1, len(events)):
+            history = events.iloc[:i].assign(user_id="case")
+            top = list(model.recommend(["case"], k=5, history=history, exclude_seen=False)[0])
+            target = events.item_id.iloc[i]
+            rank = top.index(target) + 1 if target in top else None
+            expected["hr@5"].append(float(rank is not None))
+            expected["mrr@5"].append(1.0 / rank if rank else 0.0)
+    assert len(got["hr@5"]) == 4  # 2 + 1 + 1 cases; the unknown target counts as a miss
+    for key, values in expected.items():
+        np.testing.assert_allclose(got[key], values)

@@ -127,20 +127,24 @@ class SequentialModel(TorchRecommender):
         targets = batch["targets"]
         where = targets > 0
         h, target = hidden[where], targets[where] - 1  # (M, D), (M,)
-        weight = module.item_weight()
+        weight, bias = module.item_weight(), module.output_bias
         if self.loss == "softmax":
             chunk = max(1024, _LOGIT_CHUNK_ELEMENTS // max(len(h), 1))
             dtype = getattr(torch, self.logits_dtype)
-            return losses.full_softmax(h, weight, target, chunk_size=chunk, dtype=dtype)
+            return losses.full_softmax(h, weight, target, bias, chunk_size=chunk, dtype=dtype)
         pos = (h * weight.index_select(0, target)).sum(1)
         negative = batch["negative"]
         if negative.shape == targets.shape:  # one per position
-            neg = (h * weight.index_select(0, negative[where])).sum(1, keepdim=True)
+            negative = negative[where][:, None]  # (M, 1)
+            neg = (h[:, None, :] * weight.index_select(0, negative[:, 0])[:, None, :]).sum(2)
             valid = batch["valid"][where][:, None]
         else:  # (B, N) shared by a sequence's positions
             vectors = weight.index_select(0, negative.reshape(-1)).view(*negative.shape, -1)
             neg = torch.bmm(hidden, vectors.transpose(1, 2))[where]  # (M, N)
             valid = batch["valid"][:, None, :].expand(-1, targets.shape[1], -1)[where]
+            negative = negative[:, None, :].expand(-1, targets.shape[1], -1)[where]
+        if bias is not None:
+            pos, neg = pos + bias[target], neg + bias[negative]
         return losses.ranking_loss(
             self.loss, pos, neg, valid=valid, n_items=module.n_items, gbce_t=self.gbce_t
         )
@@ -161,6 +165,9 @@ class SequentialModel(TorchRecommender):
                 (batch,) = trim(sequences[rows])
                 last = lengths[rows].clamp_min(1).to(device)
                 users[rows.to(device)] = module.last_hidden(batch.to(device), last)
+        if module.output_bias is not None:  # scores + bias: one more column each side
+            users = torch.cat([users, torch.ones_like(users[:, :1])], 1)
+            weight = torch.cat([weight, module.output_bias.detach()[:, None]], 1)
         return users, weight
 
     def _item_vectors(self):
@@ -294,6 +301,9 @@ class BERT4Rec(SequentialModel):
         paper).
     dropout : float, default=0.1
     mask_prob : float, default=0.2
+    output_head : bool, default=True
+        BERT's masked-LM head before the tied output: dense + GELU + layer norm, and a
+        per-item output bias (as in the paper's implementation).
     {sequence}
     {training}
 
@@ -306,7 +316,8 @@ class BERT4Rec(SequentialModel):
     Notes
     -----
     The loss is taken at the masked positions only; ``softmax`` is the paper's full
-    cross-entropy. Blocks are pre-norm with GELU.
+    cross-entropy. Blocks are pre-norm with GELU. With ``output_head`` the user vector
+    for retrieval carries a trailing 1 and the item vectors the output bias.
 
     References
     ----------
@@ -327,6 +338,7 @@ class BERT4Rec(SequentialModel):
     _parameter_constraints = {
         **SASRec._parameter_constraints,
         "mask_prob": [Interval(Real, 0, 1, closed="right")],
+        "output_head": ["boolean"],
     }
 
     def __init__(
@@ -337,6 +349,7 @@ class BERT4Rec(SequentialModel):
         dim_feedforward: int | None = None,
         dropout: float = 0.1,
         mask_prob: float = 0.2,
+        output_head: bool = True,
         max_len: int = 50,
         loss: str = "softmax",
         n_negatives: int = 1,
@@ -370,6 +383,7 @@ class BERT4Rec(SequentialModel):
             self.max_len,
             causal=False,
             activation="gelu",
+            head=self.output_head,
         )
 
     def _training_pairs(self, sequences, generator):

@@ -24,6 +24,7 @@ class SequenceEncoder(nn.Module):
         self.n_items = n_items
         self.items = nn.Embedding(n_items + 2, d, padding_idx=0)
         nn.init.normal_(self.items.weight[1:], std=d**-0.5)
+        self.output_bias: nn.Parameter | None = None
 
     @property
     def mask_token(self) -> int:
@@ -99,6 +100,7 @@ class Transformer(SequenceEncoder):
         max_len: int = 50,
         causal: bool = True,
         activation: str = "relu",
+        head: bool = False,
     ):
         super().__init__(n_items, d)
         if d % n_heads:
@@ -112,6 +114,11 @@ class Transformer(SequenceEncoder):
         )
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)
+        if head:  # BERT's masked-LM head: dense + GELU + layer norm, and an item bias
+            self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
+            self.output_bias = nn.Parameter(torch.zeros(n_items))
+        else:
+            self.head = nn.Identity()
 
     def forward(self, sequences: torch.Tensor, last: torch.Tensor | None = None):
         """Hidden states (B, L, D); with ``last`` (B,) only those positions', (B, D)."""
@@ -127,9 +134,9 @@ class Transformer(SequenceEncoder):
         attn_mask = None if self.causal else keys
         for i, block in enumerate(self.blocks):
             if last is not None and i == len(self.blocks) - 1:
-                return self.norm(block(x, keys, self.causal, rows=last))[:, 0]
+                return self.head(self.norm(block(x, keys, self.causal, rows=last))[:, 0])
             x = block(x, attn_mask, self.causal)
-        return self.norm(x)
+        return self.head(self.norm(x))
 
     def last_hidden(self, sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self(sequences, last=lengths - 1)

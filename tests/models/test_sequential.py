@@ -270,3 +270,17 @@ def test_last_hidden_computes_only_the_last_query_but_agrees(causal):
     with torch.no_grad():
         full = model(sequences)[torch.arange(3), lengths - 1]
         torch.testing.assert_close(model.last_hidden(sequences, lengths), full)
+
+
+def test_bert4rec_head_and_bias_reach_the_retrieval_vectors(ordered):
+    train, _ = ordered
+    model = BERT4Rec(n_factors=8, max_len=12, max_iter=1, random_state=0).fit(train)
+    with torch.no_grad():
+        model.module_.output_bias.copy_(torch.linspace(-1, 1, model._train.n_items))
+    context = model._training_context(np.arange(5))
+    U, I = model._user_item_vectors(context)
+    sequences, lengths = model._inference_sequences(context.events)
+    with torch.no_grad():
+        hidden = model.module_.last_hidden(sequences, lengths)
+        expected = hidden @ model.module_.item_weight().T + model.module_.output_bias
+    torch.testing.assert_close(U @ I.T, expected)
