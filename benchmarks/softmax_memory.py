@@ -2,7 +2,8 @@
 
 The same SASRec batch (the latest 50 events of ``--batch-sizes`` users) goes through
 ``skrec.nn.losses.full_softmax`` (item chunks of at most 2^25 logits, what the models
-use) and through the naive loss on the dense (positions x items) logits tensor. Each
+use; in float32 and with ``logits_dtype="bfloat16"``) and through the naive loss on the
+dense (positions x items) logits tensor. Each
 step runs in a fresh process; its peak resident memory above the start of the step is
 sampled every 5 ms, forward and backward included.
 
@@ -38,11 +39,15 @@ def measure(step_name: str, batch_size: int) -> dict:
     def chunked():
         return model._loss(module, batch)
 
+    def chunked_bf16():
+        model.set_params(logits_dtype="bfloat16")
+        return model._loss(module, batch)
+
     def dense():
         logits = module(batch["inputs"])[where] @ module.item_weight().T
         return F.cross_entropy(logits, batch["targets"][where] - 1)
 
-    step = {"chunked": chunked, "dense": dense}[step_name]
+    step = {"chunked": chunked, "dense": dense, "bf16": chunked_bf16}[step_name]
     start = time.perf_counter()
     with PeakMemory() as memory:
         loss = step()
@@ -64,10 +69,13 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]))))
         return
-    print("batch  positions  dense logits MiB | chunked: peak MiB  s | dense: peak MiB  s | loss")
+    print(
+        "batch  positions  dense logits MiB | chunked: peak MiB  s | dense: peak MiB  s | "
+        "chunked bf16: peak MiB  s | loss chunked / dense / bf16"
+    )
     for batch_size in map(int, args.batch_sizes.split(",")):
         out = {}
-        for step in ("chunked", "dense"):
+        for step in ("chunked", "dense", "bf16"):
             child = [sys.executable, __file__, "--child", step, str(batch_size)]
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode != 0:
@@ -78,12 +86,13 @@ def main() -> None:
                 out[step]["n_items"] = 54542
                 continue
             out[step] = json.loads(done.stdout.strip().splitlines()[-1])
-        c, d = out["chunked"], out["dense"]
+        c, d, b = out["chunked"], out["dense"], out["bf16"]
         logits_mb = c["positions"] * c["n_items"] * 4 / 2**20
         print(
             f"{batch_size:5d}  {c['positions']:9,d}  {logits_mb:16,.0f} | "
             f"{c['peak_mb']:17,.0f} {c['seconds']:3.1f} | {d['peak_mb']:15,.0f} "
-            f"{d['seconds']:3.1f} | {c['loss']} vs {d['loss']}"
+            f"{d['seconds']:3.1f} | {b['peak_mb']:22,.0f} {b['seconds']:3.1f} | "
+            f"{c['loss']:.5f} / {d['loss']:.5f} / {b['loss']:.5f}"
         )
 
 

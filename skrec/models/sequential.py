@@ -57,9 +57,10 @@ SEQUENCE_PARAMETERS_DOC = """\
     n_negatives : int, default=1
     gbce_t : float, default=0.75
     logits_dtype : {"float32", "bfloat16"}, default="float32"
-        ``softmax`` only: the precision of the (positions x items) logits products,
-        the bulk of the work on a large catalog. ``bfloat16`` is about 3x faster on CPUs
-        with AVX512-BF16 or AMX and on GPUs; sums and gradients stay float32.
+        ``softmax`` only: the precision of the (positions x items) logits products.
+        ``bfloat16`` runs them about 3x faster on CPUs with AVX512-BF16 or AMX and on
+        GPUs, while the exponentials and sums stay float32 (on a 2-core CPU a whole
+        Beauty step gained only ~5%: the element-wise passes dominate there).
     index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
         Top-k retrieval: exact, or a faiss index over the item vectors."""
 

@@ -220,7 +220,8 @@ def full_softmax(
     gradients, but both passes go ``chunk_size`` items at a time, so memory is
     O(M · chunk_size) instead of O(M · n_items) (a 54k-item catalog trains in bounded
     memory). Costs one extra logits pass in backward. ``dtype=torch.bfloat16`` runs
-    the logits products in bfloat16 (about 3x faster on CPUs with AVX512-BF16 and on
-    GPUs; logits then carry ~3 significant digits), accumulating in the inputs' dtype.
+    the logits products in bfloat16 (the products about 3x faster on CPUs with
+    AVX512-BF16 and on GPUs; logits then carry ~3 significant digits), accumulating
+    in the inputs' dtype.
     """
     return _ChunkedSoftmax.apply(hidden, weight, bias, target, int(chunk_size), dtype)
