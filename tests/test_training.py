@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from skrec import MF, Item2Vec, NeuMF, SASRec
+from skrec import MF, BERT4Rec, GRU4Rec, Item2Vec, NeuMF, SASRec
 from skrec.datasets import make_interactions
 
 
@@ -108,8 +108,12 @@ def test_set_params_device_after_fit(X):
         MF(n_factors=8, max_iter=2),
         NeuMF(n_factors=8, layers=(16, 8), max_iter=2),
         Item2Vec(n_factors=8, max_iter=2),
+        SASRec(n_factors=8, max_len=10, max_iter=2),
+        SASRec(n_factors=8, max_len=10, max_iter=2, loss="bce"),
+        BERT4Rec(n_factors=8, max_len=10, max_iter=2),
+        GRU4Rec(n_factors=8, max_len=10, max_iter=2),
     ],
-    ids=lambda m: type(m).__name__,
+    ids=lambda m: f"{type(m).__name__}-{m.get_params().get('loss', '')}",
 )
 def test_cuda_fit_pickles_to_cpu_and_moves(X, model):
     model = clone(model).set_params(device="cuda", random_state=0).fit(X)
