@@ -150,6 +150,26 @@ class SequentialModel(TorchRecommender):
             self.loss, pos, neg, valid=valid, n_items=module.n_items, gbce_t=self.gbce_t
         )
 
+    def _transformer(self, n_items, *, causal, feedforward, **options):
+        """The transformer of SASRec and BERT4Rec; ``dim_feedforward`` defaults to
+        ``feedforward * n_factors``."""
+        if self.n_factors % self.n_heads:
+            raise ValueError(
+                f"The 'n_heads' parameter of {type(self).__name__} must divide "
+                f"n_factors={self.n_factors}. Got {self.n_heads} instead."
+            )
+        return Transformer(
+            n_items,
+            self.n_factors,
+            self.n_layers,
+            self.n_heads,
+            self.dim_feedforward or feedforward * self.n_factors,
+            self.dropout,
+            self.max_len,
+            causal=causal,
+            **options,
+        )
+
     # ------------------------------------------------------------- inference
     def _inference_sequences(self, events: Interactions):
         """Padded sequences whose last position is the one to read the user from."""
@@ -196,7 +216,7 @@ class SASRec(SequentialModel):
     ----------
     n_factors : int, default=64
         Embedding and hidden size.
-    n_blocks : int, default=2
+    n_layers : int, default=2
     n_heads : int, default=1
     dim_feedforward : int, optional
         Width of the feed-forward layer; ``n_factors`` when None (as in the paper).
@@ -235,7 +255,7 @@ class SASRec(SequentialModel):
 
     _parameter_constraints = {
         **SEQUENCE_CONSTRAINTS,
-        "n_blocks": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "dim_feedforward": [Interval(Integral, 1, None, closed="left"), None],
     }
@@ -243,7 +263,7 @@ class SASRec(SequentialModel):
     def __init__(
         self,
         n_factors: int = 64,
-        n_blocks: int = 2,
+        n_layers: int = 2,
         n_heads: int = 1,
         dim_feedforward: int | None = None,
         dropout: float = 0.1,
@@ -270,16 +290,7 @@ class SASRec(SequentialModel):
         _init_sequence_params(self, locals())
 
     def _build_module(self, data):
-        return Transformer(
-            data.n_items,
-            self.n_factors,
-            self.n_blocks,
-            self.n_heads,
-            self.dim_feedforward or self.n_factors,
-            self.dropout,
-            self.max_len,
-            causal=True,
-        )
+        return self._transformer(data.n_items, causal=True, feedforward=1)
 
 
 @document_training_parameters
@@ -295,7 +306,7 @@ class BERT4Rec(SequentialModel):
     Parameters
     ----------
     n_factors : int, default=64
-    n_blocks : int, default=2
+    n_layers : int, default=2
     n_heads : int, default=2
     dim_feedforward : int, optional
         Feed-forward width; ``4 * n_factors`` when None (256 for 64 dims, as in the
@@ -345,7 +356,7 @@ class BERT4Rec(SequentialModel):
     def __init__(
         self,
         n_factors: int = 64,
-        n_blocks: int = 2,
+        n_layers: int = 2,
         n_heads: int = 2,
         dim_feedforward: int | None = None,
         dropout: float = 0.1,
@@ -374,17 +385,8 @@ class BERT4Rec(SequentialModel):
         _init_sequence_params(self, locals())
 
     def _build_module(self, data):
-        return Transformer(
-            data.n_items,
-            self.n_factors,
-            self.n_blocks,
-            self.n_heads,
-            self.dim_feedforward or 4 * self.n_factors,
-            self.dropout,
-            self.max_len,
-            causal=False,
-            activation="gelu",
-            head=self.output_head,
+        return self._transformer(
+            data.n_items, causal=False, feedforward=4, activation="gelu", head=self.output_head
         )
 
     def _training_pairs(self, sequences, generator):

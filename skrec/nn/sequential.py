@@ -81,7 +81,7 @@ class _Block(nn.Module):
 
 
 class Transformer(SequenceEncoder):
-    """Item + learned position embeddings through ``n_blocks`` transformer blocks.
+    """Item + learned position embeddings through ``n_layers`` transformer blocks.
 
     ``causal=True`` (SASRec): position j attends to positions ≤ j, so right padding
     needs no mask. ``causal=False`` (BERT4Rec): every real position attends to every
@@ -93,7 +93,7 @@ class Transformer(SequenceEncoder):
         self,
         n_items: int,
         d: int = 64,
-        n_blocks: int = 2,
+        n_layers: int = 2,
         n_heads: int = 1,
         dim_feedforward: int = 64,
         dropout: float = 0.1,
@@ -110,7 +110,7 @@ class Transformer(SequenceEncoder):
         nn.init.normal_(self.positions.weight, std=d**-0.5)
         act = {"relu": F.relu, "gelu": F.gelu}[activation]
         self.blocks = nn.ModuleList(
-            _Block(d, n_heads, dim_feedforward, dropout, act) for _ in range(n_blocks)
+            _Block(d, n_heads, dim_feedforward, dropout, act) for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)

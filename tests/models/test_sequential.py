@@ -75,7 +75,7 @@ def test_trim_drops_shared_padding_columns():
 # ------------------------------------------------------------------- the encoders
 def test_causal_transformer_ignores_later_events_and_padding():
     torch.manual_seed(0)
-    model = Transformer(20, d=16, n_blocks=2, n_heads=2, dim_feedforward=32, max_len=8).eval()
+    model = Transformer(20, d=16, n_layers=2, n_heads=2, dim_feedforward=32, max_len=8).eval()
     a = torch.tensor([[1, 2, 3, 4, 5, 0, 0, 0]])
     b = torch.tensor([[1, 2, 3, 9, 7, 0, 0, 0]])  # same length, other later events
     with torch.no_grad():
@@ -284,3 +284,9 @@ def test_bert4rec_head_and_bias_reach_the_retrieval_vectors(ordered):
         hidden = model.module_.last_hidden(sequences, lengths)
         expected = hidden @ model.module_.item_weight().T + model.module_.output_bias
     torch.testing.assert_close(U @ I.T, expected)
+
+
+def test_heads_must_divide_the_factors(ordered):
+    train, _ = ordered
+    with pytest.raises(ValueError, match="'n_heads' parameter of BERT4Rec must divide n_factors=8"):
+        BERT4Rec(n_factors=8, n_heads=3, max_iter=1).fit(train)
