@@ -262,9 +262,14 @@ class _Checkpoint:
     """The training state of one fit in ``checkpoint_dir``, named by a fingerprint of the
     model's class, parameters and training data, written atomically after each epoch."""
 
+    #: Parameters that do not change the epochs' trajectory, only where it stops (or
+    #: where it runs): a checkpoint resumes under new values, so a finished fit can be
+    #: extended with a larger ``max_iter`` or ``n_iter_no_change``.
+    _NOT_FINGERPRINTED = ("verbose", "device", "checkpoint_dir", "max_iter", "n_iter_no_change")
+
     def __init__(self, model):
         params = model.get_params(deep=False)
-        for name in ("verbose", "device", "checkpoint_dir"):
+        for name in self._NOT_FINGERPRINTED:
             params.pop(name, None)
         digest = hashlib.sha256(repr(sorted(params.items())).encode())
         data = model._train  # the whole fit data; the validation split follows from the seed

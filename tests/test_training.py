@@ -182,3 +182,13 @@ def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_
     for n_factors in (4, 8):
         with pytest.raises(ValueError, match="cannot be read.*delete it"):
             MF(n_factors=n_factors, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)
+
+
+def test_a_finished_checkpointed_fit_extends_with_more_epochs(X, tmp_path):
+    params = dict(max_len=10, n_factors=8, random_state=0, device="cpu")
+    direct = SASRec(max_iter=5, **params).fit(X)
+    SASRec(max_iter=3, checkpoint_dir=tmp_path, **params).fit(X)
+    extended = SASRec(max_iter=5, checkpoint_dir=tmp_path, **params).fit(X)
+    assert extended.n_iter_ == 5 and extended.loss_curve_ == direct.loss_curve_
+    for name, value in direct.module_.state_dict().items():
+        torch.testing.assert_close(extended.module_.state_dict()[name], value, rtol=0, atol=0)
