@@ -14,6 +14,7 @@ from .models import (
     Random,
     SASRec,
 )
+from .persistence import load, save
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,6 @@ __all__ = [
     "Random",
     "SASRec",
     "SLIM",
+    "load",
+    "save",
 ]

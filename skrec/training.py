@@ -96,6 +96,11 @@ TRAINING_PARAMETERS_DOC = """\
         Progress bar over epochs, with the loss and validation score."""
 
 
+class InterruptedFitWarning(UserWarning):
+    """``fit`` was interrupted (Ctrl-C) after at least one whole epoch and kept the best
+    (or, without validation, the last complete) epoch's weights."""
+
+
 def document_training_parameters(cls):
     """Class decorator: the shared training parameters where ``{training}`` stands in the
     model's docstring (its Parameters section), so they are written once."""
@@ -177,52 +182,83 @@ class TorchRecommender(BaseRecommender):
             desc=type(self).__name__,
             unit="epoch",
         )
-        epoch = start - 1
-        for epoch in bar:
-            tick = time.perf_counter()
-            module.train()
-            total, count = torch.zeros((), device=self.device_), 0
-            for batch in self._batches(prepared, module, generator):
-                batch = {name: t.to(self.device_, non_blocking=True) for name, t in batch.items()}
-                loss = self._loss(module, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward(inputs=parameters)  # only what this run trains
-                if self.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
-                optimizer.step()
-                total += loss.detach()
-                count += 1
-            mean_loss = float(total) / max(count, 1)
-            if not np.isfinite(mean_loss):
-                raise ValueError(
-                    f"{type(self).__name__}: the training loss became {mean_loss} in epoch "
-                    f"{epoch} (learning_rate={self.learning_rate}). The optimisation diverged: "
-                    "lower learning_rate, set clip_grad_norm, or check the targets for "
-                    "NaN/inf values."
-                )
-            if module is not getattr(self, "module_", None):
-                continue  # a fold-in run: no curves, no validation
-            self.loss_curve_.append(mean_loss)
-            postfix = {"loss": f"{mean_loss:.4f}"}
-            if validation is not None:
-                module.eval()
-                score = self._validation_ndcg(*validation)
-                self.validation_scores_.append(score)
-                postfix["ndcg@10"] = f"{score:.4f}"
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                else:
-                    stale += 1
-            self.training_seconds_ += time.perf_counter() - tick
-            bar.set_postfix(postfix)
-            logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
-            if checkpoint is not None:
-                checkpoint.save(
-                    module, optimizer, generator, epoch, best_score, best_state, best_epoch, stale
-                )
-            if validation is not None and stale >= self.n_iter_no_change:
-                break
+        epoch = done = start - 1  # the last epoch begun, and the last one completed
+        last_state = None  # without validation: the weights after the last completed epoch
+        try:
+            for epoch in bar:
+                tick = time.perf_counter()
+                module.train()
+                total, count = torch.zeros((), device=self.device_), 0
+                for batch in self._batches(prepared, module, generator):
+                    batch = {
+                        name: t.to(self.device_, non_blocking=True) for name, t in batch.items()
+                    }
+                    loss = self._loss(module, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward(inputs=parameters)  # only what this run trains
+                    if self.clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
+                    optimizer.step()
+                    total += loss.detach()
+                    count += 1
+                mean_loss = float(total) / max(count, 1)
+                if not np.isfinite(mean_loss):
+                    raise ValueError(
+                        f"{type(self).__name__}: the training loss became {mean_loss} in epoch "
+                        f"{epoch} (learning_rate={self.learning_rate}). The optimisation diverged: "
+                        "lower learning_rate, set clip_grad_norm, or check the targets for "
+                        "NaN/inf values."
+                    )
+                if module is not getattr(self, "module_", None):
+                    continue  # a fold-in run: no curves, no validation
+                self.loss_curve_.append(mean_loss)
+                postfix = {"loss": f"{mean_loss:.4f}"}
+                if validation is not None:
+                    module.eval()
+                    score = self._validation_ndcg(*validation)
+                    self.validation_scores_.append(score)
+                    postfix["ndcg@10"] = f"{score:.4f}"
+                    if score > best_score:
+                        best_score, best_epoch, stale = score, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    else:
+                        stale += 1
+                self.training_seconds_ += time.perf_counter() - tick
+                bar.set_postfix(postfix)
+                logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
+                if checkpoint is not None:
+                    checkpoint.save(
+                        module,
+                        optimizer,
+                        generator,
+                        epoch,
+                        best_score,
+                        best_state,
+                        best_epoch,
+                        stale,
+                    )
+                if validation is not None and stale >= self.n_iter_no_change:
+                    break
+                done = epoch
+                if validation is None and module is getattr(self, "module_", None):
+                    last_state = _snapshot(module, last_state)
+        except KeyboardInterrupt:
+            kept = best_state if validation is not None else last_state
+            if kept is None or module is not getattr(self, "module_", None):
+                raise  # nothing complete to keep: fit restores the previous state
+            kept_epoch = best_epoch if validation is not None else done
+            del self.loss_curve_[done:]
+            if self.validation_scores_ is not None:
+                del self.validation_scores_[done:]
+            warnings.warn(
+                f"{type(self).__name__}.fit was interrupted in epoch {epoch}; the model keeps "
+                f"the weights of epoch {kept_epoch}"
+                + (" (the best validated so far)." if validation is not None else ".")
+                + (" Fit again to resume from the checkpoint." if checkpoint else ""),
+                InterruptedFitWarning,
+                stacklevel=4,
+            )
+            return _Checkpoint.finish(module, kept, done, kept_epoch)
         return _Checkpoint.finish(module, best_state, epoch, best_epoch)
 
     def _validation_ndcg(self, context: UserContext, targets: np.ndarray, k: int = 10) -> float:
@@ -349,6 +385,15 @@ class _Checkpoint:
             module.load_state_dict(best_state)
             return epoch, best_epoch
         return epoch, epoch
+
+
+def _snapshot(module, into=None) -> dict:
+    """A copy of ``module``'s state, written into the tensors of ``into`` when given."""
+    if into is None:
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    for name, value in module.state_dict().items():
+        into[name].copy_(value)
+    return into
 
 
 def module_device(module) -> torch.device:

@@ -9,6 +9,7 @@ from sklearn.base import clone
 
 from skrec import MF, BERT4Rec, GRU4Rec, Item2Vec, NeuMF, SASRec
 from skrec.datasets import make_interactions
+from skrec.training import InterruptedFitWarning
 
 
 @pytest.fixture(scope="module")
@@ -139,30 +140,33 @@ def test_a_model_saved_for_a_missing_accelerator_loads_on_cpu(X):
 
 
 # ------------------------------------------------------------------ checkpoints
-def _interrupt_after(model, n_epochs):
-    """Make ``model`` raise KeyboardInterrupt when epoch ``n_epochs + 1`` starts."""
+def _interrupt_after(model, n_epochs, error=KeyboardInterrupt):
+    """Make ``model`` raise ``error`` after the first batch of epoch ``n_epochs + 1``."""
     calls = {"n": 0}
     batches = model._batches
 
     def interrupting(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > n_epochs:
-            raise KeyboardInterrupt
-        return batches(*args, **kwargs)
+        for number, batch in enumerate(batches(*args, **kwargs)):
+            if calls["n"] > n_epochs and number == 1:
+                raise error
+            yield batch
 
     model._batches = interrupting
     return model
 
 
+SEQ_PARAMS = dict(max_len=10, n_factors=8, random_state=0, device="cpu", batch_size=16)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
-def test_interrupted_fit_resumes_from_its_checkpoint(X, tmp_path, early_stopping):
-    params = dict(max_len=10, n_factors=8, max_iter=5, random_state=0, device="cpu")
-    params.update(early_stopping=early_stopping, n_iter_no_change=10)
+def test_a_crashed_fit_resumes_from_its_checkpoint(X, tmp_path, early_stopping):
+    params = dict(SEQ_PARAMS, max_iter=5, early_stopping=early_stopping, n_iter_no_change=10)
     whole = SASRec(**params).fit(X)
-    interrupted = _interrupt_after(SASRec(checkpoint_dir=tmp_path, **params), 3)
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(X)
-    assert not hasattr(interrupted, "module_"), "a failed fit leaves the previous state"
+    crashed = _interrupt_after(SASRec(checkpoint_dir=tmp_path, **params), 3, RuntimeError)
+    with pytest.raises(RuntimeError):
+        crashed.fit(X)
+    assert not hasattr(crashed, "module_"), "a failed fit leaves the previous state"
     assert len(list(tmp_path.glob("SASRec-*.pt"))) == 1
     resumed = SASRec(checkpoint_dir=tmp_path, **params).fit(X)
     assert resumed.loss_curve_ == whole.loss_curve_
@@ -170,6 +174,45 @@ def test_interrupted_fit_resumes_from_its_checkpoint(X, tmp_path, early_stopping
     assert resumed.best_iteration_ == whole.best_iteration_
     for name, value in whole.module_.state_dict().items():
         torch.testing.assert_close(resumed.module_.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_ctrl_c_keeps_the_last_complete_epoch_with_a_warning(X):
+    three = SASRec(max_iter=3, **SEQ_PARAMS).fit(X)
+    model = _interrupt_after(SASRec(max_iter=10, **SEQ_PARAMS), 3)
+    with pytest.warns(InterruptedFitWarning, match="interrupted in epoch 4.*epoch 3"):
+        model.fit(X)
+    assert model.n_iter_ == 3 and model.loss_curve_ == three.loss_curve_
+    assert not model.module_.training
+    for name, value in three.module_.state_dict().items():
+        torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
+    users = X.user_id.unique()[:20]
+    np.testing.assert_array_equal(model.recommend(users), three.recommend(users))
+
+
+def test_ctrl_c_with_validation_keeps_the_best_epoch_so_far(X):
+    params = dict(SEQ_PARAMS, early_stopping=True, n_iter_no_change=50)
+    four = SASRec(max_iter=4, **params).fit(X)
+    model = _interrupt_after(SASRec(max_iter=10, **params), 4)
+    with pytest.warns(InterruptedFitWarning, match="best validated"):
+        model.fit(X)
+    assert model.validation_scores_ == four.validation_scores_
+    assert model.best_iteration_ == four.best_iteration_ and model.n_iter_ == 4
+    for name, value in four.module_.state_dict().items():
+        torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_ctrl_c_in_the_first_epoch_leaves_the_previous_model(X):
+    model = SASRec(max_iter=2, **SEQ_PARAMS).fit(X)
+    before = {k: v.clone() for k, v in model.module_.state_dict().items()}
+    curve, users = list(model.loss_curve_), X.user_id.unique()[:20]
+    expected = model.recommend(users)
+    _interrupt_after(model, 0)
+    with pytest.raises(KeyboardInterrupt):
+        model.set_params(n_factors=16).fit(X)
+    assert model.loss_curve_ == curve and model.module_.items.embedding_dim == 8
+    for name, value in before.items():
+        torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
+    np.testing.assert_array_equal(model.recommend(users), expected)
 
 
 def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_path):
@@ -185,7 +228,7 @@ def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_
 
 
 def test_a_finished_checkpointed_fit_extends_with_more_epochs(X, tmp_path):
-    params = dict(max_len=10, n_factors=8, random_state=0, device="cpu")
+    params = SEQ_PARAMS
     direct = SASRec(max_iter=5, **params).fit(X)
     SASRec(max_iter=3, checkpoint_dir=tmp_path, **params).fit(X)
     extended = SASRec(max_iter=5, checkpoint_dir=tmp_path, **params).fit(X)

@@ -146,6 +146,14 @@ class ALS(BaseRecommender):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self._solver = model
 
+    #: Not stored by skrec.save: implicit's solver is rebuilt from the factors.
+    _rebuilt_on_load = ("_solver",)
+
+    def _after_load(self):
+        solver = self._make_implicit()
+        solver.user_factors, solver.item_factors = self.user_factors_, self.item_factors_
+        self._solver = solver
+
     def _user_item_vectors(self, context: UserContext):
         users = self.user_factors_[np.maximum(context.user_idx, 0)]
         fold_in = np.flatnonzero(context.from_history | (context.user_idx < 0))
