@@ -191,6 +191,10 @@ def _split_pipeline(estimator, X):
     return estimator, X
 
 
+#: Users ranked at once by :func:`evaluate`.
+EVALUATE_BLOCK = 4096
+
+
 def _grouped(X):
     checked = check_interactions(X, name="X_test")
     codes, users = pd.factorize(checked["user"])
@@ -262,13 +266,19 @@ def evaluate(
     out = {}
     started = time.perf_counter()
     if protocol == "full":
-        recs = np.full((len(users), k), None, dtype=object)
-        if known.any():
-            # A catalog smaller than k is ranked whole; the missing slots count as misses.
-            width = min(k, len(model.item_ids_))
-            recs[known, :width] = model.recommend(users[known], k=width)
+        # Users are ranked and scored a block at a time: memory does not grow with them.
+        # A catalog smaller than k is ranked whole; the missing slots count as misses.
+        width = min(k, len(model.item_ids_))
+        parts = {name: [] for name in names}
+        for start in range(0, len(users), EVALUATE_BLOCK):
+            block = slice(start, start + EVALUATE_BLOCK)
+            recs = np.full((len(users[block]), k), None, dtype=object)
+            if known[block].any():
+                recs[known[block], :width] = model.recommend(users[block][known[block]], k=width)
+            for name in names:
+                parts[name].append(_TOP_K[name](relevant[block], recs, k, per_user=True))
         for name in names:
-            out[f"{name}@{k}"] = _TOP_K[name](relevant, recs, k, per_user=True)
+            out[f"{name}@{k}"] = np.concatenate(parts[name]) if parts[name] else np.zeros(0)
     elif protocol == "sampled":
         rng = check_random_state(random_state)
         row = np.repeat(np.arange(len(users)), [len(r) for r in relevant])

@@ -124,6 +124,22 @@ def test_unknown_test_users_count_as_misses(interactions):
     assert model.score(test) == 0.0
 
 
+def test_evaluate_ranks_users_in_blocks_with_the_same_result(interactions, monkeypatch):
+    from skrec import EASE, model_selection
+
+    train_rows, test_rows = next(LeaveLastOut().split(interactions))
+    train, test = interactions.iloc[train_rows], interactions.iloc[test_rows]
+    model = EASE(l2_reg=10.0).fit(train)
+    test = pd.concat([test, test.assign(user_id=-1)])  # unknown users too
+    whole = evaluate(model, test, metrics=("ndcg", "hr", "mrr"), per_user=True)
+    monkeypatch.setattr(model_selection, "EVALUATE_BLOCK", 7)
+    blocks = evaluate(model, test, metrics=("ndcg", "hr", "mrr"), per_user=True)
+    assert whole.keys() == blocks.keys()
+    for key, values in whole.items():
+        np.testing.assert_array_equal(blocks[key], values)
+        assert len(values) == test.user_id.nunique()
+
+
 # ------------------------------------------------------------------ real data (P1)
 def test_p1_popular_ml_100k_matches_reference_three_ways():
     """P1 on ml-100k: same split as the independent reference and NDCG@10 = 0.0449."""
