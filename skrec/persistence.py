@@ -337,10 +337,10 @@ class _Reader:
 
     def module(self, model, spec) -> None:
         """Rebuild ``model.module_`` from the hyper-parameters, then load the weights."""
-        from .training import _usable_device
+        from .training import _GLOBAL_RNG_LOCK, _usable_device
 
         tensors = {k: self.tensor(v) for k, v in spec.get("tensors", {}).items()}
-        with torch.random.fork_rng(devices=[]):  # construction draws initial weights
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # init draws random weights
             module = model._build_module(model._train)
         try:
             module.load_state_dict(tensors, strict=True, assign=True)  # keeps saved dtypes

@@ -20,6 +20,7 @@ import copy
 import hashlib
 import logging
 import os
+import threading
 import time
 import warnings
 from numbers import Integral, Real
@@ -435,9 +436,18 @@ def _usable_device(device, *, strict: bool) -> torch.device:
     return torch.device("cpu")
 
 
+#: Serialises the sections that seed torch's global generators: a fit or a fold-in in one
+#: thread must not draw from a generator another thread has just seeded.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 class _local_seed:
     """Seed torch's default generators for the duration of a fit, then restore them, so
-    module initialisation and dropout are reproducible without touching global state."""
+    module initialisation and dropout are reproducible without touching global state.
+
+    Sections run one thread at a time (fits and fold-ins draw from the global generators,
+    which threads share); the same thread may nest them.
+    """
 
     def __init__(self, seed: int, device: torch.device):
         devices = [device] if device.type == "cuda" else []
@@ -445,12 +455,20 @@ class _local_seed:
         self._seed = seed
 
     def __enter__(self):
-        self._fork.__enter__()
-        torch.manual_seed(self._seed)
+        _GLOBAL_RNG_LOCK.acquire()
+        try:
+            self._fork.__enter__()
+            torch.manual_seed(self._seed)
+        except BaseException:
+            _GLOBAL_RNG_LOCK.release()
+            raise
         return self
 
     def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+        try:
+            return self._fork.__exit__(*exc)
+        finally:
+            _GLOBAL_RNG_LOCK.release()
 
 
 def _hold_out(data: Interactions, fraction: float, generator: torch.Generator):
