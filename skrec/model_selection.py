@@ -195,12 +195,30 @@ def _split_pipeline(estimator, X):
 EVALUATE_BLOCK = 4096
 
 
-def _grouped(X):
-    checked = check_interactions(X, name="X_test")
-    codes, users = pd.factorize(checked["user"])
-    order = np.argsort(codes, kind="stable")
-    relevant = np.split(checked["item"][order], np.cumsum(np.bincount(codes))[:-1])
-    return np.asarray(users), relevant
+class _Grouped:
+    """The test events of ``X`` grouped by user (order of first appearance), without a
+    Python object per user until a block of users is asked for."""
+
+    def __init__(self, X):
+        checked = check_interactions(X, name="X_test")
+        codes, users = pd.factorize(checked["user"])
+        order = np.argsort(codes, kind="stable")
+        self.users = np.asarray(users)
+        self.items = checked["item"][order]
+        self.bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(users)))]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, block: slice) -> list:
+        start, stop, _ = block.indices(len(self.users))
+        return [
+            self.items[a:b]
+            for a, b in zip(self.bounds[start:stop], self.bounds[start + 1 : stop + 1])
+        ]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.bounds)
 
 
 def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
@@ -261,7 +279,8 @@ def evaluate(
     """
     model, X = _split_pipeline(estimator, X)
     names = [_metric_name(m) for m in metrics]
-    users, relevant = _grouped(X)
+    relevant = _Grouped(X)
+    users = relevant.users
     known = lookup(model._user_index, users) >= 0
     out = {}
     started = time.perf_counter()
@@ -281,8 +300,8 @@ def evaluate(
             out[f"{name}@{k}"] = np.concatenate(parts[name]) if parts[name] else np.zeros(0)
     elif protocol == "sampled":
         rng = check_random_state(random_state)
-        row = np.repeat(np.arange(len(users)), [len(r) for r in relevant])
-        items = np.concatenate(relevant)
+        row = np.repeat(np.arange(len(users)), relevant.sizes())
+        items = relevant.items
         item_idx = lookup(model._item_index, items)
         ok = known[row] & (item_idx >= 0)
         ranks = np.full(len(row), np.iinfo(np.int64).max)
