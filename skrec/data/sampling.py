@@ -24,7 +24,7 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator
     if n == 0:
         return
     order = torch.randperm(n, generator=generator)
-    yield from torch.split(order, batch_size)
+    yield from torch.split(order, int(batch_size))  # torch refuses numpy ints
 
 
 class NegativeSampler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -48,7 +49,8 @@ class ALS(BaseRecommender):
         ``"cuda"`` trains with implicit's GPU backend when it is built with CUDA;
         anything else trains on the CPU.
     n_jobs : int, optional
-        CPU threads (default: all).
+        CPU threads (default: all; negative values count back from all cores, as in
+        joblib: -1 is all, -2 all but one).
     random_state : int, RandomState or None
     verbose : bool, default=False
 
@@ -131,15 +133,25 @@ class ALS(BaseRecommender):
             iterations=self.max_iter,
             use_cg=self.use_cg,
             use_gpu=use_gpu,
-            num_threads=self.n_jobs or 0,
+            num_threads=_threads(self.n_jobs),
             random_state=int(seed),
         )
 
     def _fit(self, data, y):
         # implicit parallelises itself (and warns at construction about threaded BLAS)
+        from implicit.recommender_base import ModelFitError
+
         with threadpool_limits(1, "blas"):
             model = self._make_implicit()
-            model.fit(self._seen, show_progress=bool(self.verbose))
+            try:
+                model.fit(self._seen, show_progress=bool(self.verbose))
+            except ModelFitError as error:
+                raise ValueError(
+                    f"ALS diverged ({error}): the confidence weights 1 + alpha * weight are too "
+                    f"large or too uneven (largest weight {self._seen.data.max():.3g}, "
+                    f"alpha={self.alpha}). Scale or clip the weight column, lower alpha, or "
+                    f"raise regularization (now {self.regularization})."
+                ) from error
         if hasattr(model, "to_cpu"):
             model = model.to_cpu()
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
@@ -166,6 +178,16 @@ class ALS(BaseRecommender):
 
     def _item_vectors(self):
         return self.item_factors_
+
+
+def _threads(n_jobs) -> int:
+    """implicit's thread count for ``n_jobs`` (joblib's meaning: None or 0 = all cores,
+    -1 = all, -2 = all but one); implicit aborts the process on a negative count."""
+    if not n_jobs:
+        return 0
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return int(n_jobs)
 
 
 _NEUMF_LAYERS = (64, 32, 16, 8)

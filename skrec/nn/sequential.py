@@ -147,6 +147,7 @@ class GRU(SequenceEncoder):
     real position's state depends on the events up to it only."""
 
     def __init__(self, n_items: int, d: int = 64, n_layers: int = 1, dropout: float = 0.1):
+        d, n_layers = int(d), int(n_layers)  # nn.GRU refuses numpy ints
         super().__init__(n_items, d)
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+#: Device types models run on.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device="auto") -> torch.device:
     """``"auto"`` -> cuda, then mps, then cpu; any torch device string otherwise."""
@@ -15,9 +18,15 @@ def resolve_device(device="auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda', 'cuda:1' "
             "or 'mps'."
         ) from exc
+    if resolved.type not in DEVICE_TYPES:
+        raise ValueError(
+            f"device={device!r}: skrec trains and scores on {', '.join(DEVICE_TYPES)} devices "
+            f"only ('{resolved.type}' holds no data skrec can use); use 'auto' or one of those."
+        )
+    return resolved
