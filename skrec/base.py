@@ -11,7 +11,9 @@ here, over :mod:`skrec.retrieval`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -23,10 +25,12 @@ from sklearn.utils.validation import check_is_fitted
 from .data.interactions import Interactions, encode_ids, lookup
 from .retrieval import INDEX_KINDS as ANN_KINDS
 from .retrieval import ItemIndex, chunk_rows, restrict_columns, topk, vector_scorer
-from .utils.validation import check_interactions, check_k
+from .utils.validation import check_hashable, check_interactions, check_k, check_params
 
 #: Top-k retrieval for embedding models: exact, or a faiss index over the item vectors.
 INDEX_KINDS = ("exact", *ANN_KINDS)
+#: Known users ``recommend`` serves at once (their events, vectors and top-k together).
+RECOMMEND_BLOCK = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,10 +94,10 @@ class BaseRecommender(BaseEstimator):
         -------
         self
         """
-        self._validate_params()  # declarative _parameter_constraints, scikit-learn's checker
+        check_params(self)  # declarative _parameter_constraints, scikit-learn's checker
         checked = check_interactions(X, y, require_timestamp=self._requires_timestamp)
-        user_ids, user_codes = encode_ids(checked["user"])
-        item_ids, item_codes = encode_ids(checked["item"])
+        user_ids, user_codes = encode_ids(checked["user"], "Column 'user_id' of X")
+        item_ids, item_codes = encode_ids(checked["item"], "Column 'item_id' of X")
         for what, ids in (("users", user_ids), ("items", item_ids)):
             if len(ids) < 2:
                 raise ValueError(
@@ -179,8 +183,8 @@ class BaseRecommender(BaseEstimator):
         kind = getattr(self, "index", "exact")
         if kind == "exact":
             return
-        empty = self._training_context(np.zeros(0, dtype=np.int64))
-        _, items = self._user_item_vectors(empty)
+        # The item side of any context; one user, since not every encoder takes zero.
+        _, items = self._user_item_vectors(self._training_context(np.zeros(1, dtype=np.int64)))
         items = torch.as_tensor(items).detach().float().cpu().numpy()
         self._ann_index_ = ItemIndex(items, kind, random_state=getattr(self, "random_state", None))
 
@@ -196,26 +200,32 @@ class BaseRecommender(BaseEstimator):
             user_idx, np.zeros(len(user_idx), dtype=bool), self._train.take_users(user_idx)
         )
 
+    def _known_users(self, users: np.ndarray) -> np.ndarray:
+        """Training indices of ``users``; an error naming any the model does not know."""
+        user_idx = lookup(self._user_index, users, "users")
+        unknown = user_idx < 0
+        if unknown.any():
+            raise ValueError(
+                f"{int(unknown.sum())} user(s) were not seen in fit, e.g. "
+                f"{users[unknown][:5].tolist()}. Pass their events with history=... to "
+                "recommend for them without refitting."
+            )
+        return user_idx
+
     def _context(self, users, history) -> UserContext:
         users = _as_1d(users, "users")
-        user_idx = lookup(self._user_index, users)
         if history is None:
-            unknown = user_idx < 0
-            if unknown.any():
-                raise ValueError(
-                    f"{int(unknown.sum())} user(s) were not seen in fit, e.g. "
-                    f"{users[unknown][:5].tolist()}. Pass their events with history=... to "
-                    "recommend for them without refitting."
-                )
-            return self._training_context(user_idx)
+            return self._training_context(self._known_users(users))
+        user_idx = lookup(self._user_index, users, "users")
 
         checked = check_interactions(history, name="history", require_nonempty=False)
         request_codes, request_users = pd.factorize(users)
         hist_row = lookup(
             pd.Index(np.asarray(request_users, dtype=object)),
             np.asarray(checked["user"], dtype=object),
+            "Column 'user_id' of history",
         )
-        hist_item = lookup(self._item_index, checked["item"])
+        hist_item = lookup(self._item_index, checked["item"], "Column 'item_id' of history")
         keep = (hist_row >= 0) & (hist_item >= 0)
         has_history = np.zeros(len(request_users), dtype=bool)
         has_history[hist_row[keep]] = True
@@ -256,8 +266,8 @@ class BaseRecommender(BaseEstimator):
         """
         check_is_fitted(self, "item_ids_")
         checked = check_interactions(X, require_nonempty=False)
-        u = lookup(self._user_index, checked["user"])
-        i = lookup(self._item_index, checked["item"])
+        u = lookup(self._user_index, checked["user"], "Column 'user_id' of X")
+        i = lookup(self._item_index, checked["item"], "Column 'item_id' of X")
         out = np.full(len(u), np.nan)
         known = (u >= 0) & (i >= 0)
         if known.any():
@@ -300,10 +310,26 @@ class BaseRecommender(BaseEstimator):
         check_is_fitted(self, "item_ids_")
         columns = self._candidate_columns(items)
         k = check_k(k, len(columns))
-        context = self._context(users, history)
-        index, scores = self._top_items(context, k, columns, exclude_seen)
-        missing = index < 0
-        ids = self.item_ids_[columns[np.where(missing, 0, index)]]
+        users = _as_1d(users, "users")
+        if history is None:
+            # Known users are served a block at a time: memory does not grow with them.
+            user_idx = self._known_users(users)
+            contexts = (
+                (start, self._training_context(user_idx[start : start + RECOMMEND_BLOCK]))
+                for start in range(0, len(users), RECOMMEND_BLOCK)
+            )
+        else:
+            contexts = [(0, self._context(users, history))]
+        ids = np.empty((len(users), k), dtype=self.item_ids_.dtype)
+        scores = np.empty((len(users), k), dtype=np.float32) if return_scores else None
+        missing = np.zeros((len(users), k), dtype=bool)
+        for start, context in contexts:
+            index, block_scores = self._top_items(context, k, columns, exclude_seen)
+            rows = slice(start, start + len(context))
+            missing[rows] = index < 0
+            ids[rows] = self.item_ids_[columns[np.where(index < 0, 0, index)]]
+            if scores is not None:
+                scores[rows] = block_scores
         if missing.any():
             ids = ids.astype(object)
             ids[missing] = None
@@ -315,7 +341,7 @@ class BaseRecommender(BaseEstimator):
         items = _as_1d(items, "items")
         if len(items) == 0:
             raise ValueError("items= is empty; pass at least one candidate item, or None for all.")
-        columns = lookup(self._item_index, items)
+        columns = lookup(self._item_index, items, "items")
         if (columns < 0).any():
             raise ValueError(
                 f"items= has {int((columns < 0).sum())} id(s) unknown to the model, e.g. "
@@ -329,6 +355,8 @@ class BaseRecommender(BaseEstimator):
 
         Returns positions into ``columns`` (-1 when fewer than ``k`` remain) and scores.
         """
+        if len(context) == 0:  # no model hook is ever asked to score zero users
+            return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         all_items = columns is None or len(columns) == self._train.n_items
         exclude = context.events.csr() if exclude_seen else None
         if not all_items:
@@ -383,9 +411,13 @@ class BaseRecommender(BaseEstimator):
         """
         check_is_fitted(self, "item_ids_")
         items = _as_1d(items, "items")
-        item_idx = lookup(self._item_index, items)
+        item_idx = lookup(self._item_index, items, "items")
         if (item_idx < 0).any():
-            raise ValueError(f"Unknown item id(s) {items[item_idx < 0][:5].tolist()}.")
+            raise ValueError(
+                f"{int((item_idx < 0).sum())} item id(s) unknown to the model, e.g. "
+                f"{items[item_idx < 0][:5].tolist()}; similar_items takes fitted items "
+                "(model.item_ids_)."
+            )
         k = check_k(k, self._train.n_items - 1)
         exclude = _identity_rows(item_idx, self._train.n_items)
         if _overrides(self, "_item_vectors"):
@@ -422,14 +454,39 @@ def _identity_rows(item_idx, n_items):
 
 
 def _as_1d(values, name: str) -> np.ndarray:
+    if hasattr(values, "toarray") or isinstance(values, (Mapping, Set, Iterator)):
+        raise TypeError(
+            f"{name} must be a 1-D array-like of ids (list, ndarray, Series); got "
+            f"{type(values).__name__}. Convert it first, e.g. list({name})."
+        )
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.to_numpy()
-    array = np.asarray(values)
-    mixed = isinstance(values, (list, tuple)) and not all(isinstance(v, str) for v in values)
-    if array.dtype.kind == "U" and mixed:
-        array = np.asarray(values, dtype=object)  # keep 7 and "7" apart
+    if isinstance(values, (list, tuple)):
+        array = _sequence_array(values)
+    else:
+        array = np.asarray(values)
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one id per entry); got shape {array.shape}.")
+    check_hashable(array, name)
     return array
+
+
+def _sequence_array(values: list | tuple) -> np.ndarray:
+    """A list of ids as an array, without numpy's lossy guesses for anything but plain
+    ints or floats: 7 and "7" stay apart, bytes and str are not decoded into each other,
+    trailing NULs and ints past int64 stay exact, tuple ids stay whole."""
+    if any(isinstance(v, (list, np.ndarray)) for v in values):
+        return np.asarray(values, dtype=object)  # nested: 2-D, or unhashable rows
+    if all(_is_int64(v) for v in values) or all(isinstance(v, float) for v in values):
+        return np.asarray(values)
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def _is_int64(value) -> bool:
+    return (
+        isinstance(value, Integral)
+        and not isinstance(value, (bool, np.bool_))
+        and -(2**63) <= value < 2**63
+    )

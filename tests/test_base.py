@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from skrec import Popular
+from skrec.utils.validation import check_interactions
 
 
 def _table(**columns):
@@ -41,11 +42,69 @@ def _table(**columns):
         (np.arange(5), ValueError, "Reshape your data"),
         (sp.eye(3, format="csr"), TypeError, "sparse input is not supported"),
         ("user,item", TypeError, "DataFrame or a 2-D array"),
+        ({"user_id": [1], "item_id": [2]}, TypeError, "pandas.DataFrame\\(X\\)"),
+        ((r for r in [(1, 2)]), TypeError, "got generator. Materialise"),
+        ([(1, 10, 1), (1, 11), (2, 10, 3)], ValueError, "different lengths \\[2, 3\\]"),
+        ([], ValueError, "X is empty"),
+        (
+            pd.DataFrame([[1, 10, 11]], columns=["user_id", "item_id", "item_id"]),
+            ValueError,
+            "more than one column named 'item_id'",
+        ),
+        (_table(user_id=[[1], [1], [2], [2], [3]]), TypeError, "'user_id'.*hashable.*\\[1\\]"),
+        (_table(user_id=np.arange(5) + 1j), ValueError, "'user_id'.*complex"),
+        (_table(weight=[1e300] * 5), ValueError, "'weight'.*too large for float32"),
+        (
+            _table(timestamp=np.array([2**64 - 1, 1, 2, 3, 4], dtype=np.uint64)),
+            ValueError,
+            "'timestamp'.*beyond the 64-bit",
+        ),
+        (_table(timestamp=[2**70, 1, 2, 3, 4]), ValueError, "'timestamp'.*beyond the 64-bit"),
+        (
+            _table(timestamp=np.array(["3000-01-01"] * 5, dtype="datetime64[s]")),
+            ValueError,
+            "'timestamp'.*outside the years 1677-2262",
+        ),
+        (_table(timestamp=["2500-01-01"] * 5), ValueError, "outside the years 1677-2262"),
+        (
+            np.ma.masked_equal([[1, 10], [2, 11], [3, 12]], 11),
+            ValueError,
+            "'item_id'.*missing value.*row\\(s\\) \\[1\\]",
+        ),
     ],
 )
 def test_bad_tables_get_clear_errors(X, error, match):
     with pytest.raises(error, match=match):
         Popular().fit(X)
+
+
+def test_structured_arrays_name_their_columns():
+    rows = np.array([(1, 10), (2, 11), (1, 11)], dtype=[("item_id", int), ("user_id", int)])
+    assert Popular().fit(rows).item_ids_.tolist() == [1, 2]
+
+
+def test_dates_order_across_time_zones():
+    zones = ["UTC", "Asia/Tokyo", "UTC", "America/New_York"]
+    X = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 2],
+            "item_id": [10, 11, 10, 11],
+            "timestamp": [pd.Timestamp("2024-01-01 08:00", tz=tz) for tz in zones],
+        }
+    )
+    times = check_interactions(X)["timestamp"]
+    hour = 3600 * 10**9
+    # 08:00 in Tokyo is 23:00 UTC the day before; 08:00 in New York is 13:00 UTC
+    assert (times - times[0]).tolist() == [0, -9 * hour, 0, 5 * hour]
+
+
+@pytest.mark.parametrize("param", ["by", "random_state"])
+def test_a_bool_is_not_a_number(param):
+    from skrec import Random
+
+    model = Popular(by=True) if param == "by" else Random(random_state=True)
+    with pytest.raises(ValueError, match=f"'{param}' parameter of {type(model).__name__}"):
+        model.fit(_table())
 
 
 def test_y_must_align():
@@ -88,6 +147,44 @@ def test_bad_k(k, match):
         model.recommend([1], k=k)
 
 
+def test_no_users_give_an_empty_answer():
+    model = Popular().fit(_table())
+    ids, scores = model.recommend([], k=2, return_scores=True)
+    assert ids.shape == (0, 2) and scores.shape == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "users, error, match",
+    [
+        ({1, 2}, TypeError, "users must be a 1-D array-like.*got set"),
+        ({1: "a"}, TypeError, "got dict"),
+        ((u for u in [1]), TypeError, "got generator"),
+        (sp.eye(2, format="csr"), TypeError, "got csr_matrix"),
+        (np.array([[1], [2, 3]], dtype=object), TypeError, "users must be hashable ids.*\\[1\\]"),
+        ([[1, 2]], ValueError, "users must be 1-D"),
+    ],
+)
+def test_odd_user_containers_get_clear_errors(users, error, match):
+    with pytest.raises(error, match=match):
+        Popular().fit(_table()).recommend(users, k=1)
+
+
+def test_unhashable_ids_in_predict_and_history():
+    model = Popular().fit(_table())
+    with pytest.raises(TypeError, match="'user_id' of X must be hashable"):
+        model.predict(pd.DataFrame({"user_id": [[1]], "item_id": [10]}))
+    history = pd.DataFrame({"user_id": ["new"], "item_id": [{}]})
+    with pytest.raises(TypeError, match="'item_id' of history must be hashable"):
+        model.recommend(["new"], k=1, history=history)
+
+
+def test_similar_items_names_unknown_items():
+    from skrec import EASE
+
+    with pytest.raises(ValueError, match="1 item id\\(s\\) unknown.*'zz'.*item_ids_"):
+        EASE().fit(_table()).similar_items(["zz"], k=1)
+
+
 def test_allow_list_errors():
     model = Popular().fit(_table())
     with pytest.raises(ValueError, match="empty"):
@@ -102,6 +199,31 @@ def test_string_and_mixed_ids_round_trip():
     assert set(model.item_ids_) == {"x", "y", "z", 3}
     ids = model.recommend(["b", 7], k=2)
     assert not {"x"} & set(ids[0]) and not {"z", 3} & set(ids[1])
+
+
+def test_tuple_ids_round_trip():
+    X = pd.DataFrame({"user_id": [(1, 2), (1, 2), (3,), (3,)], "item_id": [1, 2, 2, 3]})
+    model = Popular().fit(X)
+    assert model.recommend([(3,), (1, 2)], k=1).tolist() == [[1], [3]]
+
+
+def test_ids_beyond_int64_round_trip():
+    """A list of a small and a huge int is no float array: the huge id stays exact."""
+    X = pd.DataFrame({"user_id": [1, 1, 2**64 - 1, 2**64 - 1, "a"], "item_id": [1, 2, 2, 3, 1]})
+    model = Popular().fit(X)
+    assert model.recommend([1, 2**64 - 1], k=1).tolist() == [[3], [1]]
+
+
+@pytest.mark.parametrize(
+    "users",
+    [[2, b"2"], ["\xf2", b"\xf2"], ["a\x00", "a"], [True, 1.5]],
+    ids=["int and bytes", "str and bytes", "trailing NUL", "bool and float"],
+)
+def test_a_list_of_mixed_ids_keeps_each_id(users):
+    """numpy would turn these lists into one dtype (b"2", a decode error, "a", 1.0)."""
+    X = pd.DataFrame({"user_id": users * 2, "item_id": [1, 2, 2, 3]})
+    model = Popular().fit(X)
+    assert model.recommend(users, k=1).tolist() == [[3], [1]]
 
 
 def test_categorical_and_array_input():
@@ -184,3 +306,37 @@ def test_faiss_index_serves_recommend_with_seen_items_excluded(kind):
         model.recommend(users[:20], k=5, items=allowed),
         model.set_params(index="exact").recommend(users[:20], k=5, items=allowed),
     )
+
+
+def test_faiss_index_of_a_sequential_model():
+    """The index is built from the item side of a one-user context (an encoder may not
+    take zero users)."""
+    from skrec import SASRec
+    from skrec.datasets import make_interactions
+
+    X = make_interactions(n_users=30, n_items=20, random_state=0)
+    model = SASRec(n_factors=8, max_len=5, max_iter=1, index="flat", random_state=0).fit(X)
+    exact = model.recommend(X.user_id.unique()[:5], k=3)
+    np.testing.assert_array_equal(
+        model.set_params(index="exact").recommend(X.user_id.unique()[:5], k=3), exact
+    )
+
+
+@pytest.mark.parametrize("name", ["EASE", "ALS", "SASRec"])
+def test_recommend_serves_users_in_blocks_with_the_same_result(interactions, monkeypatch, name):
+    import skrec
+    from skrec import base
+
+    cls = getattr(skrec, name)
+    params = {"max_iter": 1, "max_len": 10, "random_state": 0}
+    model = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
+    model.fit(interactions)
+    users = np.r_[interactions.user_id.unique(), interactions.user_id.unique()[:5]]
+    whole, whole_scores = model.recommend(users, k=7, return_scores=True)
+    monkeypatch.setattr(base, "RECOMMEND_BLOCK", 6)
+    blocks, block_scores = model.recommend(users, k=7, return_scores=True)
+    np.testing.assert_array_equal(blocks, whole)
+    np.testing.assert_array_equal(block_scores, whole_scores)
+    # a catalog nearly exhausted by seen items: the empty slots are None in every block
+    everything = model.recommend(users, k=len(model.item_ids_))
+    assert everything.dtype == object and (everything == None).any()  # noqa: E711

@@ -8,15 +8,22 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..utils.validation import check_hashable
 
-def encode_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def encode_ids(values: np.ndarray, name: str = "ids") -> tuple[np.ndarray, np.ndarray]:
     """Map raw ids to dense codes.
 
     Returns ``(uniques, codes)`` with ``uniques[codes] == values``. Uniques are sorted
     when the ids are mutually comparable (so ties broken by index are ties broken by
-    raw id), and in order of first appearance otherwise (mixed types).
+    raw id), and in order of first appearance otherwise (mixed types). ``name`` says
+    what the ids are in the error raised for unhashable ones.
     """
-    codes, uniques = pd.factorize(values, sort=False)
+    try:
+        codes, uniques = pd.factorize(values, sort=False)
+    except TypeError:
+        check_hashable(np.asarray(values, dtype=object), name)  # raises the clear error
+        raise
     uniques = np.asarray(uniques)
     try:
         order = np.argsort(uniques, kind="stable")
@@ -27,12 +34,16 @@ def encode_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniques[order], rank[codes].astype(np.int64)
 
 
-def lookup(index: pd.Index, values) -> np.ndarray:
+def lookup(index: pd.Index, values, name: str = "ids") -> np.ndarray:
     """Codes of raw ``values`` in ``index``; -1 where unknown."""
     values = np.asarray(values)
     if values.dtype == object or index.dtype == object:
         # Avoid pandas coercing mixed types (e.g. 1 vs "1") into matches.
-        return index.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+        try:
+            return index.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+        except TypeError:
+            check_hashable(np.asarray(values, dtype=object), name)  # raises the clear error
+            raise
     try:
         return index.get_indexer(values).astype(np.int64)
     except (TypeError, ValueError):

@@ -142,6 +142,14 @@ class Item2Vec(EventModel):
     def _positives(self, data):
         return None  # word2vec does not reject negatives that co-occur
 
+    def _prepare(self, data):
+        if not (np.diff(data.indptr) >= 2).any():
+            raise ValueError(
+                "Item2Vec learns from items that co-occur in a user's history; every user in "
+                "X has one event. Pass longer histories."
+            )
+        return super()._prepare(data)
+
     def _epoch_pairs(self, prepared: Pairs, generator):
         events = prepared.events
         user, item = torch.from_numpy(events.user), torch.from_numpy(events.item)

@@ -468,6 +468,13 @@ class NeuMF(EventModel):
         self.verbose = verbose
 
     def _make_module(self, n_users, n_items):
+        if isinstance(self.layers, (str, bytes)) or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in self.layers
+        ):
+            raise ValueError(
+                f"layers={self.layers!r}: the MLP sizes must be positive integers, e.g. "
+                "(64, 32, 16, 8)."
+            )
         layers = tuple(int(s) for s in self.layers)
         if self.interaction != "gmf" and (len(layers) < 2 or layers[0] % 2):
             raise ValueError(

@@ -202,7 +202,7 @@ class SLIM(_ItemItem):
         threads = self.n_jobs or 1
         if threads < 0:
             threads = os.cpu_count() or 1
-        with threadpool_limits(threads, "blas"):
+        with threadpool_limits(int(threads), "blas"):
             W, self.n_iter_ = _slim_coordinate_descent(
                 gram, l1, l2, self.positive, allowed, self.max_iter, self.tol, self.verbose
             )

@@ -90,6 +90,7 @@ class SequentialModel(TorchRecommender):
 
     # -------------------------------------------------------------- training
     def _prepare(self, data: Interactions) -> Sequences:
+        self.max_len_ = int(self.max_len)  # inference reads the fitted length
         sequences, lengths = padded_sequences(data.indptr, data.item, self._window())
         keep = lengths >= 2
         if not bool(keep.any()):
@@ -173,7 +174,7 @@ class SequentialModel(TorchRecommender):
     # ------------------------------------------------------------- inference
     def _inference_sequences(self, events: Interactions):
         """Padded sequences whose last position is the one to read the user from."""
-        return padded_sequences(events.indptr, events.item, self.max_len)
+        return padded_sequences(events.indptr, events.item, self.max_len_)
 
     def _user_item_vectors(self, context):
         module, device = self.module_, self.device_
@@ -227,6 +228,8 @@ class SASRec(SequentialModel):
     Attributes
     ----------
     module_ : skrec.nn.sequential.Transformer
+    max_len_ : int
+        The ``max_len`` the model was fitted with; inference reads this one.
     loss_curve_, validation_scores_, n_iter_, best_iteration_
         See :class:`skrec.training.TorchRecommender`.
 
@@ -322,6 +325,8 @@ class BERT4Rec(SequentialModel):
     Attributes
     ----------
     module_ : skrec.nn.sequential.Transformer
+    max_len_ : int
+        The ``max_len`` the model was fitted with; inference reads this one.
     loss_curve_, validation_scores_, n_iter_, best_iteration_
         See :class:`skrec.training.TorchRecommender`.
 
@@ -393,7 +398,7 @@ class BERT4Rec(SequentialModel):
         return mask_items(sequences, self.mask_prob, self._train.n_items + 1, generator)
 
     def _inference_sequences(self, events):
-        sequences, lengths = padded_sequences(events.indptr, events.item, self.max_len - 1)
+        sequences, lengths = padded_sequences(events.indptr, events.item, self.max_len_ - 1)
         sequences = torch.nn.functional.pad(sequences, (0, 1))
         sequences[torch.arange(len(lengths)), lengths] = self._train.n_items + 1  # the mask
         return sequences, lengths + 1
@@ -416,6 +421,8 @@ class GRU4Rec(SequentialModel):
     Attributes
     ----------
     module_ : skrec.nn.sequential.GRU
+    max_len_ : int
+        The ``max_len`` the model was fitted with; inference reads this one.
     loss_curve_, validation_scores_, n_iter_, best_iteration_
         See :class:`skrec.training.TorchRecommender`.
 

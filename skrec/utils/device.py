@@ -29,4 +29,10 @@ def resolve_device(device="auto") -> torch.device:
             f"device={device!r}: skrec trains and scores on {', '.join(DEVICE_TYPES)} devices "
             f"only ('{resolved.type}' holds no data skrec can use); use 'auto' or one of those."
         )
+    if resolved.type == "cuda" and resolved.index is not None and torch.cuda.is_available():
+        if resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})."
+            )
     return resolved

@@ -6,11 +6,16 @@ upgrade breaks one file.
 
 from __future__ import annotations
 
-from numbers import Integral
+from collections.abc import Iterator, Mapping, Set
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401 (re-exported)
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,  # noqa: F401 (re-exported)
+)
 
 USER, ITEM, TIME, WEIGHT = "user_id", "item_id", "timestamp", "weight"
 _ARRAY_COLUMNS = (USER, ITEM, TIME)
@@ -35,10 +40,26 @@ def as_interaction_frame(X, *, name: str = "X") -> pd.DataFrame:
         )
     if isinstance(X, pd.DataFrame):
         frame = X
+    elif isinstance(X, np.ndarray) and X.dtype.names is not None:
+        frame = pd.DataFrame(X)  # a structured array names its columns
     elif hasattr(X, "__array__") or isinstance(X, (list, tuple)):
-        array = np.asarray(X, dtype=object) if isinstance(X, (list, tuple)) else np.asarray(X)
+        if isinstance(X, np.ma.MaskedArray):  # masked entries are missing values
+            array = np.asarray(X, dtype=object)
+            array[np.ma.getmaskarray(X)] = None
+        elif isinstance(X, (list, tuple)):
+            array = np.asarray(X, dtype=object)
+        else:
+            array = np.asarray(X)
         if array.dtype.kind == "c":
             raise ValueError(f"Complex data not supported: the ids in {name} must be real.")
+        if array.ndim == 1 and len(array) and all(isinstance(r, (list, tuple)) for r in array):
+            lengths = sorted({len(r) for r in array})
+            raise ValueError(
+                f"The rows of {name} have different lengths {lengths}; each row must be "
+                "(user_id, item_id[, timestamp]). Fix the short rows, or pass a DataFrame."
+            )
+        if array.ndim == 1 and len(array) == 0:
+            raise ValueError(f"{name} is empty; an interaction table needs at least one row.")
         if array.ndim != 2:
             raise ValueError(
                 f"{name} must be a DataFrame or a 2-D array of (user_id, item_id[, timestamp]) "
@@ -60,9 +81,14 @@ def as_interaction_frame(X, *, name: str = "X") -> pd.DataFrame:
         columns = _ARRAY_COLUMNS[:n_columns]
         frame = pd.DataFrame({c: array[:, j] for j, c in enumerate(columns)})
     else:
+        hint = ""
+        if isinstance(X, Mapping):
+            hint = " For a dict of columns, pass pandas.DataFrame(X)."
+        elif isinstance(X, (Iterator, Set)):
+            hint = " Materialise it first, e.g. pandas.DataFrame(list(X), columns=[...])."
         raise TypeError(
             f"{name} must be a pandas DataFrame or a 2-D array of (user_id, item_id[, "
-            f"timestamp]) rows; got {type(X).__name__}."
+            f"timestamp]) rows; got {type(X).__name__}.{hint}"
         )
     missing = [c for c in (USER, ITEM) if c not in frame.columns]
     if missing:
@@ -71,7 +97,34 @@ def as_interaction_frame(X, *, name: str = "X") -> pd.DataFrame:
             f"'user_id' and 'item_id' (got columns {list(frame.columns)}). Rename your columns, "
             "e.g. X.rename(columns={'user': 'user_id', 'movie': 'item_id'})."
         )
+    for column in (USER, ITEM, TIME, WEIGHT):
+        if column in frame.columns and not isinstance(frame[column], pd.Series):
+            raise ValueError(
+                f"{name} has more than one column named {column!r} (or a multi-level column "
+                f"under it); each of 'user_id', 'item_id', 'timestamp' and 'weight' must be one "
+                "column. Drop or rename the duplicates."
+            )
     return frame
+
+
+def check_hashable(values: np.ndarray, what: str) -> None:
+    """Raise a clear TypeError when an object array of ids holds an unhashable value
+    (a list, a dict, an array): ids are looked up by hash."""
+    if values.dtype != object:
+        return
+    for position, value in enumerate(values.ravel()):
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"{what} must be hashable ids (ints, strings, tuples); got {_short(value)} of "
+                f"type {type(value).__name__} at position {position}."
+            ) from None
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_ids(values: pd.Series, column: str, name: str) -> np.ndarray:
@@ -81,7 +134,11 @@ def _check_ids(values: pd.Series, column: str, name: str) -> np.ndarray:
         rows = np.flatnonzero(missing)[:5].tolist()
         raise ValueError(
             f"Column '{column}' of {name} has {int(missing.sum())} missing value(s) (NaN/None), "
-            f"first at row(s) {rows}. Drop or fill those rows before fitting."
+            f"first at row(s) {rows}. Drop or fill those rows."
+        )
+    if array.dtype.kind == "c":
+        raise ValueError(
+            f"Column '{column}' of {name} is complex; ids must be real numbers or text."
         )
     if array.dtype.kind == "f":
         bad = ~np.isfinite(array)
@@ -105,7 +162,9 @@ def _check_timestamps(values: pd.Series, name: str) -> np.ndarray:
         )
     array = values.to_numpy()
     if array.dtype.kind == "M":
-        return array.astype("datetime64[ns]").astype(np.int64)
+        return _nanoseconds(array, name)
+    if array.dtype.kind == "u" and len(array) and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(_TIME_RANGE.format(name=name, example=array.max()))
     if array.dtype.kind in "iub":
         return array.astype(np.int64)
     if array.dtype.kind == "f":
@@ -116,14 +175,49 @@ def _check_timestamps(values: pd.Series, name: str) -> np.ndarray:
         converted = pd.to_numeric(values, errors="raise").to_numpy()
     except (TypeError, ValueError):
         try:
-            converted = pd.to_datetime(values).to_numpy().astype("datetime64[ns]").astype(np.int64)
+            # in UTC, so mixed time zones order too; naive times are taken as UTC
+            dates = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy()
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"Column 'timestamp' of {name} cannot be ordered: values such as "
                 f"{_preview(array)} are neither numbers nor dates. Use ints, floats or "
                 "datetime64."
             ) from exc
+        converted = _nanoseconds(dates, name)
+    if converted.dtype.kind not in "iuf":  # e.g. Python ints beyond 64 bits stay objects
+        raise ValueError(_TIME_RANGE.format(name=name, example=_preview(array, 1)))
+    if converted.dtype.kind == "u" and len(converted) and converted.max() > np.iinfo(np.int64).max:
+        raise ValueError(_TIME_RANGE.format(name=name, example=converted.max()))
+    if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+        bad = ~np.isfinite(converted)
+        raise ValueError(
+            f"Column 'timestamp' of {name} has values that are not finite times, e.g. "
+            f"{_preview(array[bad], 3)} at row(s) {np.flatnonzero(bad)[:5].tolist()}. Use "
+            "finite numbers or dates."
+        )
     return np.asarray(converted, dtype=np.float64 if converted.dtype.kind == "f" else np.int64)
+
+
+def _nanoseconds(dates: np.ndarray, name: str) -> np.ndarray:
+    """datetime64 values of any unit as int64 nanoseconds since 1970, refusing dates that
+    do not fit (numpy's cast would wrap them around silently, scrambling the order)."""
+    unit, count = np.datetime_data(dates.dtype)
+    per_unit = np.timedelta64(count, unit) / np.timedelta64(1, "ns")
+    ticks = dates.astype(np.int64)
+    outside = np.abs(ticks) > np.iinfo(np.int64).max / max(per_unit, 1.0)
+    if outside.any():
+        raise ValueError(
+            f"Column 'timestamp' of {name} has dates outside the years 1677-2262, which "
+            f"nanosecond timestamps cannot hold, e.g. {dates[outside][:3].tolist()}. Use "
+            "numbers (e.g. seconds since an epoch) for such times."
+        )
+    return dates.astype("datetime64[ns]").astype(np.int64)
+
+
+_TIME_RANGE = (
+    "Column 'timestamp' of {name} has values beyond the 64-bit integer range, e.g. {example}. "
+    "Use seconds or nanoseconds since an epoch, floats, or datetime64."
+)
 
 
 def _check_weights(values, name: str, column: str = "weight") -> np.ndarray:
@@ -136,6 +230,13 @@ def _check_weights(values, name: str, column: str = "weight") -> np.ndarray:
         raise ValueError(
             f"Column '{column}' of {name} has NaN or infinite values, first at row(s) "
             f"{np.flatnonzero(bad)[:5].tolist()}. Drop or fill them."
+        )
+    too_large = np.abs(array) > np.finfo(np.float32).max
+    if too_large.any():
+        raise ValueError(
+            f"Column '{column}' of {name} has values too large for float32 training, e.g. "
+            f"{array[too_large][:3].tolist()} at row(s) {np.flatnonzero(too_large)[:5].tolist()}. "
+            "Rescale them (e.g. divide by their maximum) or take a logarithm."
         )
     negative = array < 0
     if negative.any():
@@ -164,8 +265,8 @@ def check_interactions(
     frame = as_interaction_frame(X, name=name)
     if require_nonempty and len(frame) == 0:
         raise ValueError(
-            f"{name} is an empty interaction table (0 rows); fit needs at least one event per "
-            "user and item."
+            f"{name} is an empty interaction table (0 rows); pass at least one event (a row of "
+            "user_id, item_id)."
         )
     out = {
         "frame": frame,
@@ -199,6 +300,37 @@ def check_interactions(
         if not np.isfinite(out["y"]).all():
             raise ValueError("y has NaN or infinite values; drop or fill those rows.")
     return out
+
+
+def check_params(estimator) -> None:
+    """Check the hyper-parameters against ``_parameter_constraints`` (scikit-learn's
+    declarative checker), and refuse a bool where a number is expected: scikit-learn lets
+    ``True`` pass as the int 1, which then fails deep inside torch or threadpoolctl."""
+    estimator._validate_params()
+    params = estimator.get_params(deep=False)
+    for name, constraints in estimator._parameter_constraints.items():
+        value = params.get(name)
+        if not isinstance(value, bool) or any(_takes_bool(c) for c in constraints):
+            continue
+        if any(_is_numeric(c) for c in constraints):
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be a number, not a "
+                f"bool. Got {value!r} instead."
+            )
+
+
+def _takes_bool(constraint) -> bool:
+    if isinstance(constraint, str):
+        return constraint in ("boolean", "verbose", "no_validation")
+    return constraint is bool or constraint is object
+
+
+def _is_numeric(constraint) -> bool:
+    if isinstance(constraint, str):
+        return constraint == "random_state"
+    return isinstance(constraint, Interval) or (
+        isinstance(constraint, type) and issubclass(constraint, (Integral, Real))
+    )
 
 
 def check_k(k, n_candidates: int) -> int:
