@@ -157,7 +157,7 @@ def test_full_softmax_in_bfloat16_stays_close_to_float32():
     exact = losses.full_softmax(hidden, weight, target, chunk_size=128)
     fast = losses.full_softmax(hidden, weight, target, chunk_size=128, dtype=torch.bfloat16)
     assert fast.dtype == torch.float32
-    assert float(fast) == pytest.approx(float(exact), rel=2e-2)
+    assert fast.item() == pytest.approx(exact.item(), rel=2e-2)
     for e, o in zip(
         torch.autograd.grad(exact, [hidden, weight]), torch.autograd.grad(fast, [hidden, weight])
     ):
