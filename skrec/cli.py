@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         help="torch models save their training state there after each epoch; a rerun of "
         "the same command resumes where an interrupted one stopped",
     )
+    bench.add_argument(
+        "--baseline",
+        default=None,
+        help="one of --models: also report each model's paired per-user difference from "
+        "it, with a 95%% interval",
+    )
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -61,6 +67,7 @@ def main(argv=None) -> int:
                 data_home=args.data_home,
                 random_state=args.random_state,
                 checkpoint_dir=args.checkpoint_dir,
+                baseline=args.baseline,
                 verbose=not args.quiet,
             )
         except (ValueError, FileNotFoundError, TypeError) as exc:

@@ -110,6 +110,22 @@ def test_bench_csv_and_pipeline_config(tmp_path):
     assert "PopKCore" in done.stdout
 
 
+def test_bench_paired_difference_against_a_baseline(tmp_path):
+    done = run("bench", "--out", str(tmp_path), "--quiet", "--baseline", "Popular")
+    assert done.returncode == 0, done.stderr
+    assert "ndcg@10 - Popular" in done.stdout
+    records = {r["model"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    own = records["Popular"]["paired"]
+    assert own["difference"]["ndcg@10"] == 0.0 and own["ci95"]["ndcg@10"] == 0.0
+    random = records["Random"]
+    expected = random["metrics"]["ndcg@10"] - records["Popular"]["metrics"]["ndcg@10"]
+    assert random["paired"]["difference"]["ndcg@10"] == pytest.approx(expected)
+    assert random["paired"]["ci95"]["ndcg@10"] > 0
+    assert "ndcg@10_minus_Popular" in (tmp_path / "results.csv").read_text()
+    bad = run("bench", "--out", str(tmp_path), "--quiet", "--baseline", "EASE")
+    assert bad.returncode == 2 and "baseline='EASE' must be one of" in bad.stderr
+
+
 def test_bench_errors_are_clear(tmp_path):
     done = run("bench", "--models", "NoSuchModel", "--out", str(tmp_path), "--quiet")
     assert done.returncode == 2 and "Unknown model 'NoSuchModel'" in done.stderr
