@@ -64,10 +64,14 @@ def test_round_trip_gives_the_same_recommendations(X, tmp_path, name):
 
 
 def test_unfitted_models_and_nested_parts_round_trip(X, tmp_path):
-    unfitted = skrec.SASRec(n_factors=16, dropout=0.3, loss="gbce")
+    unfitted = skrec.SASRec(n_factors=16, dropout=0.3, loss="gbce", checkpoint_dir=tmp_path)
     assert skrec.load(skrec.save(unfitted, tmp_path / "a.skrec")).get_params() == (
         unfitted.get_params()
     )
+    seeded = skrec.MF(random_state=np.random.RandomState(7), device=torch.device("cpu"))
+    again = skrec.load(skrec.save(seeded, tmp_path / "r.skrec"))
+    assert again.device == torch.device("cpu")
+    assert again.random_state.randint(10**9) == np.random.RandomState(7).randint(10**9)
     neumf = small("NeuMF", pretrain=True).fit(X)  # holds two fitted parts
     again = skrec.load(skrec.save(neumf, tmp_path / "b.skrec"))
     assert [type(p).__name__ for p in again.pretrained_] == ["NeuMF", "NeuMF"]
