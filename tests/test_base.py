@@ -336,7 +336,8 @@ def test_recommend_serves_users_in_blocks_with_the_same_result(interactions, mon
     monkeypatch.setattr(base, "RECOMMEND_BLOCK", 6)
     blocks, block_scores = model.recommend(users, k=7, return_scores=True)
     np.testing.assert_array_equal(blocks, whole)
-    np.testing.assert_array_equal(block_scores, whole_scores)
+    # the same scores up to float rounding: BLAS may sum other batch shapes differently
+    np.testing.assert_allclose(block_scores, whole_scores, rtol=1e-5, atol=1e-6)
     # a catalog nearly exhausted by seen items: the empty slots are None in every block
     everything = model.recommend(users, k=len(model.item_ids_))
     assert everything.dtype == object and (everything == None).any()  # noqa: E711
