@@ -207,9 +207,6 @@ class _Grouped:
         self.items = checked["item"][order]
         self.bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(users)))]
 
-    def __len__(self) -> int:
-        return len(self.users)
-
     def __getitem__(self, block: slice) -> list:
         start, stop, _ = block.indices(len(self.users))
         return [

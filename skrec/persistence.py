@@ -223,7 +223,7 @@ class _Writer:
         if isinstance(value, int):
             return value
         if isinstance(value, float):
-            return value if math.isfinite(value) else {_TYPE: "float", "value": repr(value)}
+            return _float(value)
         if isinstance(value, np.generic) and value.dtype.kind in "biufM":
             return {_TYPE: "scalar", "dtype": value.dtype.str, "ref": self.array(np.array(value))}
         if isinstance(value, (list, tuple)):
@@ -275,11 +275,16 @@ def _plain(value, where):
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else {_TYPE: "float", "value": repr(value)}
+        return _float(value)
     raise TypeError(
         f"skrec.save cannot store {where}: it holds a {type(value).__name__} id; ids must be "
         "strings or numbers. Use pickle, or map the ids to strings before fitting."
     )
+
+
+def _float(value: float):
+    """A float as JSON: as is, or tagged where JSON has no literal for it (nan, inf)."""
+    return value if math.isfinite(value) else {_TYPE: "float", "value": repr(value)}
 
 
 class _Reader:

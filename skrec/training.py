@@ -167,8 +167,9 @@ class TorchRecommender(BaseRecommender):
             self.optimizer, parameters, self.learning_rate, self.weight_decay
         )
         best_score, best_state, best_epoch, stale, start = -np.inf, None, 0, 0, 1
+        main_run = module is getattr(self, "module_", None)  # not a fold-in
         checkpoint = None
-        if self.checkpoint_dir is not None and module is getattr(self, "module_", None):
+        if self.checkpoint_dir is not None and main_run:
             checkpoint = _Checkpoint(self)
             saved = checkpoint.load(module, optimizer, generator)
             if saved is not None:
@@ -210,7 +211,7 @@ class TorchRecommender(BaseRecommender):
                         "lower learning_rate, set clip_grad_norm, or check the targets for "
                         "NaN/inf values."
                     )
-                if module is not getattr(self, "module_", None):
+                if not main_run:
                     continue  # a fold-in run: no curves, no validation
                 self.loss_curve_.append(mean_loss)
                 postfix = {"loss": f"{mean_loss:.4f}"}
@@ -221,7 +222,7 @@ class TorchRecommender(BaseRecommender):
                     postfix["ndcg@10"] = f"{score:.4f}"
                     if score > best_score:
                         best_score, best_epoch, stale = score, epoch, 0
-                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                        best_state = _snapshot(module)
                     else:
                         stale += 1
                 self.training_seconds_ += time.perf_counter() - tick
@@ -240,12 +241,12 @@ class TorchRecommender(BaseRecommender):
                     )
                 if validation is not None and stale >= self.n_iter_no_change:
                     break
+                if validation is None:
+                    last_state = _snapshot(module)
                 done = epoch
-                if validation is None and module is getattr(self, "module_", None):
-                    last_state = _snapshot(module, last_state)
         except KeyboardInterrupt:
             kept = best_state if validation is not None else last_state
-            if kept is None or module is not getattr(self, "module_", None):
+            if kept is None or not main_run:
                 raise  # nothing complete to keep: fit restores the previous state
             kept_epoch = best_epoch if validation is not None else done
             del self.loss_curve_[done:]
@@ -388,13 +389,10 @@ class _Checkpoint:
         return epoch, epoch
 
 
-def _snapshot(module, into=None) -> dict:
-    """A copy of ``module``'s state, written into the tensors of ``into`` when given."""
-    if into is None:
-        return {k: v.detach().clone() for k, v in module.state_dict().items()}
-    for name, value in module.state_dict().items():
-        into[name].copy_(value)
-    return into
+def _snapshot(module) -> dict:
+    """A fresh copy of ``module``'s state. Callers assign it only once it is whole, so a
+    Ctrl-C during the copy leaves the previous snapshot intact (never a half-written one)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def module_device(module) -> torch.device:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
@@ -181,13 +181,10 @@ class ALS(BaseRecommender):
 
 
 def _threads(n_jobs) -> int:
-    """implicit's thread count for ``n_jobs`` (joblib's meaning: None or 0 = all cores,
-    -1 = all, -2 = all but one); implicit aborts the process on a negative count."""
-    if not n_jobs:
-        return 0
-    if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
-    return int(n_jobs)
+    """implicit's thread count for ``n_jobs``: None or 0 = all cores (implicit's 0),
+    otherwise joblib's meaning (-1 = all, -2 = all but one); implicit aborts the process
+    on a negative count."""
+    return int(effective_n_jobs(n_jobs)) if n_jobs else 0
 
 
 _NEUMF_LAYERS = (64, 32, 16, 8)
