@@ -33,6 +33,17 @@ GRIDS = {
             "random_state": [0],
         },
         "SLIM": {"alpha": [1e-4, 3e-4, 1e-3, 3e-3], "l1_ratio": [0.02, 0.1, 0.5]},
+        # Training settings from the earlier hand search (window {None, 2, 5} x
+        # subsample {0, 1e-4, 1e-3}); this grid chooses how users weigh recent items.
+        "Item2Vec": {
+            "n_factors": [64],
+            "window": [5],
+            "subsample": [0.0],
+            "max_iter": [10],
+            "batch_size": [512],
+            "random_state": [0],
+            "recency_half_life": [None, 1.0, 2.0, 3.0, 5.0, 10.0],
+        },
     },
     "ml-1m": {
         "EASE": {"l2_reg": [100.0, 200.0, 350.0, 500.0, 1000.0, 2000.0]},

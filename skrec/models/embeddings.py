@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ..base import INDEX_KINDS
@@ -25,9 +26,10 @@ class Item2Vec(EventModel):
     epoch (an event is kept with probability ``min(1, sqrt(subsample / f))``, ``f`` its
     item's share of all events, i.e. discarded with ``1 - sqrt(ρ/f)``).
 
-    A user is the mean of the unit-normalised vectors of their history's items, and items
-    are ranked by their (normalised) vectors' inner product with it — the summed cosine
-    similarity to the history — so new users work through ``history=`` with no training.
+    A user is the mean of the unit-normalised vectors of their history's items (weighted
+    by recency when ``recency_half_life`` is set), and items are ranked by their
+    (normalised) vectors' inner product with it — the weighted cosine similarity to the
+    history — so new users work through ``history=`` with no training.
 
     Parameters
     ----------
@@ -47,6 +49,13 @@ class Item2Vec(EventModel):
         docs/benchmarks.md).
     sampler : {"popularity", "uniform", "in_batch", "hard"}, default="popularity"
         ``popularity`` is word2vec's unigram^ns_exponent.
+    recency_half_life : float or None, default=None
+        Weights a history's items by ``0.5 ** (age / recency_half_life)``, ``age`` the
+        number of events since the item (0 for the latest, in time order, ties in input
+        order). None: the plain mean, order ignored. For next-item tasks a short half-life
+        helps a lot (ml-100k validation NDCG@10: 0.039 plain, 0.089 with 2 events; see
+        docs/benchmarks.md). Only the user vectors depend on it, so changing it after
+        ``fit`` takes effect without refitting.
     index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
     {training}
 
@@ -82,6 +91,7 @@ class Item2Vec(EventModel):
         "n_contexts": [Interval(Integral, 1, None, closed="left")],
         "ns_exponent": [Real],
         "subsample": [Interval(Real, 0, None, closed="left")],
+        "recency_half_life": [Interval(Real, 0, None, closed="neither"), None],
         "index": [StrOptions(set(INDEX_KINDS))],
     }
     _parameter_constraints.pop("logq_correction")
@@ -95,6 +105,7 @@ class Item2Vec(EventModel):
         ns_exponent: float = 0.75,
         subsample: float = 0.0,
         sampler: str = "popularity",
+        recency_half_life: float | None = None,
         index: str = "exact",
         max_iter: int = 20,
         batch_size: int = 512,
@@ -117,6 +128,7 @@ class Item2Vec(EventModel):
         self.ns_exponent = ns_exponent
         self.subsample = subsample
         self.sampler = sampler
+        self.recency_half_life = recency_half_life
         self.index = index
         self.max_iter = max_iter
         self.batch_size = batch_size
@@ -187,10 +199,17 @@ class Item2Vec(EventModel):
         # The current centre vectors (also mid-fit, for the validation score), unit length.
         centres = self.module_.user.weight.detach().cpu().numpy()
         items = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
-        history = context.events.csr()
-        history.data[:] = 1.0
-        counts = np.maximum(np.asarray(history.sum(1)).ravel(), 1.0)[:, None]
-        return np.asarray(history @ items, dtype=np.float32) / counts, items
+        events = context.events
+        if self.recency_half_life is None:
+            weight = np.ones(len(events.item))
+        else:  # events sit by user then time: age = events after this one in its row
+            age = events.indptr[events.user + 1] - 1 - np.arange(len(events.item))
+            weight = np.exp2(-age / float(self.recency_half_life))
+        history = sp.csr_matrix(
+            (weight, events.item, events.indptr), shape=(events.n_users, events.n_items)
+        )
+        totals = np.asarray(history.sum(1)).ravel()[:, None]
+        return np.asarray(history @ items / np.maximum(totals, 1e-300), dtype=np.float32), items
 
     def _item_vectors(self):
         return self.item_factors_

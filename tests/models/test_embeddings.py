@@ -60,3 +60,32 @@ def test_subsampling_drops_frequent_items_more():
     kept = np.bincount(query.numpy(), minlength=len(counts)) / np.maximum(counts, 1)
     frequent, rare = np.argsort(counts)[-5:], np.argsort(counts)[:5]
     assert kept[frequent].mean() < kept[rare].mean()
+
+
+def test_recency_half_life_weights_history_by_age():
+    X = pd.DataFrame(
+        {"user_id": [0] * 3 + [1] * 3, "item_id": [0, 1, 2, 2, 0, 1], "timestamp": [3, 1, 2] * 2}
+    )
+    model = Item2Vec(n_factors=4, max_iter=1, recency_half_life=2.0, random_state=0).fit(X)
+    unit = model.item_factors_ / np.linalg.norm(model.item_factors_, axis=1, keepdims=True)
+    users, items = model._user_item_vectors(model._context([0, 1], None))
+    # In time order user 0 saw items 1, 2, 0 and user 1 saw 0, 1, 2 (ages 2, 1, 0).
+    weights = 0.5 ** (np.array([2, 1, 0]) / 2.0)
+    for user, order in ((0, [1, 2, 0]), (1, [0, 1, 2])):
+        rows = model._item_index.get_indexer(order)
+        expected = (weights[:, None] * unit[rows]).sum(0) / weights.sum()
+        np.testing.assert_allclose(users[user], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(items, unit, rtol=1e-6)
+
+
+def test_recency_weighting_helps_on_ordered_data():
+    # The next item mostly follows the current one: the latest items should weigh most.
+    X = make_interactions(
+        n_users=300, n_items=80, mean_events=15, sequential_strength=0.8, random_state=1
+    )
+    train, test = next(LeaveLastOut().split(X))
+    train, test = X.iloc[train], X.iloc[test]
+    model = Item2Vec(n_factors=16, window=2, max_iter=15, random_state=0).fit(train)
+    plain = evaluate(model, test)["ndcg@10"]
+    recent = evaluate(model.set_params(recency_half_life=1.0), test)["ndcg@10"]
+    assert recent > 2 * plain, (plain, recent)
