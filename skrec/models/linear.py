@@ -209,6 +209,11 @@ class SLIM(_ItemItem):
         self.coef_ = sp.csr_matrix(W)
 
 
+#: Above this share of non-zero changes in a block, SLIM's once-per-block update of
+#: ``G @ W`` is a dense product (BLAS) rather than a sparse one.
+DENSE_UPDATE_SHARE = 0.05
+
+
 def _slim_coordinate_descent(
     G, l1, l2, positive, allowed, max_iter, tol, verbose, block=512, chunk=32
 ):
@@ -235,6 +240,7 @@ def _slim_coordinate_descent(
     diag = np.diagonal(G).copy()  # (n,)
     scale = 1.0 / (diag + l2)  # (n,)
     correction = np.empty(n, dtype=G.dtype)
+    clipped = np.empty(n, dtype=G.dtype)
     n_iter = 0
     for sweep in tqdm(range(1, max_iter + 1), disable=not verbose, desc="SLIM", unit="sweep"):
         n_iter = sweep
@@ -259,8 +265,9 @@ def _slim_coordinate_descent(
                         r -= correction
                     if positive:
                         np.maximum(r, 0.0, out=r)
-                    else:
-                        np.copysign(np.maximum(np.abs(r) - l1, 0.0), r, out=r)
+                    else:  # soft threshold: r - clip(r, -l1, l1)
+                        np.clip(r, -l1, l1, out=clipped)
+                        r -= clipped
                     r *= scale[k]
                     r[k] = 0.0
                     if allowed is not None:
@@ -270,8 +277,11 @@ def _slim_coordinate_descent(
                 if last < stop:  # the rest of the block sees this chunk's changes
                     H[last - start :] += G[last:stop, first:last] @ D[first - start : last - start]
             biggest_change = max(biggest_change, float(np.abs(D).max()))
-            changes = sp.csr_matrix(D).T.tocsr()  # (n, b), rows by target
-            HT += changes @ G[start:stop]  # (n, n)
+            if np.count_nonzero(D) < DENSE_UPDATE_SHARE * D.size:
+                changes = sp.csr_matrix(D).T.tocsr()  # (n, b), rows by target
+                HT += changes @ G[start:stop]  # (n, n)
+            else:  # signed weights change in more places: one BLAS product is faster
+                HT += D.T @ G[start:stop]
         largest = float(np.abs(W).max())
         if largest == 0 or biggest_change <= tol * largest:
             break
