@@ -33,6 +33,17 @@ GRIDS = {
             "random_state": [0],
         },
         "SLIM": {"alpha": [1e-4, 3e-4, 1e-3, 3e-3], "l1_ratio": [0.02, 0.1, 0.5]},
+        # Item-item models scoring with recency-weighted rows (a name "Model-variant"
+        # is stored as a variant of Model beside its plain configuration).
+        "EASE-recency": {
+            "l2_reg": [100.0, 200.0, 500.0, 1000.0],
+            "recency_half_life": [2.0, 5.0, 10.0, 20.0],
+        },
+        "SLIM-recency": {
+            "alpha": [1e-3, 3e-3, 1e-2, 3e-2],
+            "l1_ratio": [0.1, 0.5],
+            "recency_half_life": [2.0, 5.0, 10.0],
+        },
         # Training settings from the earlier hand search (window {None, 2, 5} x
         # subsample {0, 1e-4, 1e-3}); this grid chooses how users weigh recent items.
         "Item2Vec": {
@@ -47,6 +58,10 @@ GRIDS = {
     },
     "ml-1m": {
         "EASE": {"l2_reg": [100.0, 200.0, 350.0, 500.0, 1000.0, 2000.0]},
+        "EASE-recency": {
+            "l2_reg": [200.0, 500.0, 1000.0, 2000.0],
+            "recency_half_life": [2.0, 5.0, 10.0, 20.0],
+        },
         "ALS": {
             "n_factors": [64, 128],
             "regularization": [0.01, 3.0, 30.0],
@@ -98,8 +113,9 @@ def tune(dataset: str, models: list[str]) -> None:
     config = json.loads(path.read_text()) if path.exists() else {"models": {}}
     for name in models:
         start = time.perf_counter()
+        estimator = name.split("-")[0]
         search = GridSearchCV(
-            getattr(skrec, name)(),
+            getattr(skrec, estimator)(),
             GRIDS[dataset][name],
             cv=LeaveLastOut(),
             scoring=scoring,
@@ -117,7 +133,10 @@ def tune(dataset: str, models: list[str]) -> None:
             search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
         ):
             print(f"    {score:.4f} {params}", flush=True)
-        config["models"][name] = search.best_params_
+        best = search.best_params_
+        config["models"][name] = (
+            best if estimator == name else {"estimator": estimator, "params": best}
+        )
         config["tuning"] = config.get("tuning", {})
         config["tuning"][name] = {
             "validation_score": round(float(search.best_score_), 4),

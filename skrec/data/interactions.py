@@ -98,6 +98,12 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.user)
 
+    def recency_weights(self, half_life: float) -> np.ndarray:
+        """``0.5 ** (age / half_life)`` per event, ``age`` the number of the user's
+        events after it (0 for the latest; time order, ties in input order)."""
+        age = self.indptr[self.user + 1] - 1 - np.arange(len(self.user))
+        return np.exp2(-age / float(half_life))
+
     def csr(self) -> sp.csr_matrix:
         """User-item matrix of summed weights (duplicate events add up)."""
         m = sp.csr_matrix(

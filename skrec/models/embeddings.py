@@ -202,9 +202,8 @@ class Item2Vec(EventModel):
         events = context.events
         if self.recency_half_life is None:
             weight = np.ones(len(events.item))
-        else:  # events sit by user then time: age = events after this one in its row
-            age = events.indptr[events.user + 1] - 1 - np.arange(len(events.item))
-            weight = np.exp2(-age / float(self.recency_half_life))
+        else:
+            weight = events.recency_weights(self.recency_half_life)
         history = sp.csr_matrix(
             (weight, events.item, events.indptr), shape=(events.n_users, events.n_items)
         )

@@ -142,3 +142,29 @@ def test_history_scores_from_the_given_events(small):
     expected[:3] = -np.inf
     ids = model.recommend(["s"], k=3, history=history)
     np.testing.assert_array_equal(ids[0], model.item_ids_[np.argsort(-expected, kind="stable")[:3]])
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM])
+def test_recency_half_life_weights_the_scoring_row(cls, small):
+    model = cls(recency_half_life=3.0).fit(small)
+    coef = model.coef_.toarray() if cls is SLIM else model.coef_
+    user = small.user_id.iloc[0]
+    events = small[small.user_id == user].sort_values("timestamp", kind="stable")
+    age = np.arange(len(events))[::-1]  # 0 for the latest event
+    row = np.zeros(coef.shape[0])
+    np.add.at(row, model._item_index.get_indexer(events.item_id), 0.5 ** (age / 3.0))
+    expected = row @ coef
+    scores = model._score_users(model._context([user], None)).numpy()[0]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM])
+def test_recency_weighting_helps_on_ordered_data(cls):
+    X = make_interactions(
+        n_users=300, n_items=80, mean_events=15, sequential_strength=0.8, random_state=1
+    )
+    train, test = next(LeaveLastOut().split(X))
+    model = cls().fit(X.iloc[train]) if cls is EASE else cls(alpha=1e-3).fit(X.iloc[train])
+    plain = evaluate(model, X.iloc[test])["ndcg@10"]
+    recent = evaluate(model.set_params(recency_half_life=1.0), X.iloc[test])["ndcg@10"]
+    assert recent > 1.5 * plain, (plain, recent)
