@@ -18,7 +18,7 @@ from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
 from ..training import document_training_parameters
 from ..utils.device import resolve_device
-from ..utils.validation import Interval, StrOptions
+from ..utils.validation import Interval, StrOptions, check_params
 from ._events import EVENT_CONSTRAINTS, EventModel
 
 logger = logging.getLogger(__name__)
@@ -380,9 +380,13 @@ class NeuMF(EventModel):
         ``interaction="neumf"`` only: first fit a GMF and an MLP model with the same
         settings on the same data, then start NeuMF from their weights (embeddings and
         tower copied, output layer ``[h_gmf, h_mlp] / 2``), as in §3.4.1 of the paper.
-        The fitted parts are kept in ``pretrained_``. The paper then trains with plain
-        SGD; here the fused model uses the chosen ``optimizer`` and ``learning_rate``
-        (a smaller one keeps it near its start).
+        The fitted parts are kept in ``pretrained_``.
+    pretrain_params : dict, optional
+        Settings of the GMF and MLP parts that differ from this model's, e.g.
+        ``{"optimizer": "adam", "learning_rate": 1e-3}`` while the fused model itself
+        fine-tunes with ``optimizer="sgd"`` and a small ``learning_rate`` — the paper's
+        recipe (Adam for the parts, plain SGD from the pre-trained start). Keys are this
+        model's other parameters; None: the parts use this model's settings.
     {training}
 
     Attributes
@@ -414,6 +418,7 @@ class NeuMF(EventModel):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "loss": [StrOptions(set(EventModel._losses))],
         "pretrain": ["boolean"],
+        "pretrain_params": [dict, None],
     }
 
     def __init__(
@@ -427,6 +432,7 @@ class NeuMF(EventModel):
         n_negatives: int = 4,
         logq_correction: bool = False,
         pretrain: bool = False,
+        pretrain_params: dict | None = None,
         max_iter: int = 20,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
@@ -450,6 +456,7 @@ class NeuMF(EventModel):
         self.n_negatives = n_negatives
         self.logq_correction = logq_correction
         self.pretrain = pretrain
+        self.pretrain_params = pretrain_params
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -497,8 +504,23 @@ class NeuMF(EventModel):
         super()._fit(data, y)
 
     def _fit_part(self, interaction, data, y):
-        """A GMF or MLP model with this model's settings, fitted on the same data."""
-        part = clone(self).set_params(interaction=interaction, pretrain=False)
+        """A GMF or MLP model with this model's settings (``pretrain_params`` taking
+        precedence), fitted on the same data."""
+        overrides = dict(self.pretrain_params or {})
+        fixed = {"interaction", "pretrain", "pretrain_params"}
+        unknown = sorted(
+            str(key) for key in overrides if key not in self.get_params() or key in fixed
+        )
+        if unknown:
+            raise ValueError(
+                f"pretrain_params has key(s) {unknown} that are not settings of the GMF and "
+                f"MLP parts; use NeuMF parameters other than {sorted(fixed)}, e.g. "
+                "{'optimizer': 'adam', 'learning_rate': 0.001}."
+            )
+        part = clone(self).set_params(
+            interaction=interaction, pretrain=False, pretrain_params=None, **overrides
+        )
+        check_params(part)
         for name in ("user_ids_", "item_ids_", "n_features_in_", "_user_index"):
             setattr(part, name, getattr(self, name))
         part._item_index, part._train, part._seen = self._item_index, self._train, self._seen
