@@ -18,7 +18,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -131,6 +131,27 @@ class BaseRecommender(BaseEstimator):
             self.__dict__.update(previous)
             raise
         return self
+
+    #: What ``fit`` sets before ``_fit``: the id encoding and the encoded training data.
+    _ENCODING = (
+        "user_ids_",
+        "item_ids_",
+        "n_features_in_",
+        "_user_index",
+        "_item_index",
+        "_train",
+        "_seen",
+    )
+
+    def _sub_model(self, **params):
+        """A clone of this model with ``params`` set (and checked), sharing this fit's
+        id encoding and encoded data, ready for its own ``_fit`` — for models built from
+        other fitted models (NeuMF's pre-trained parts)."""
+        sub = clone(self).set_params(**params)
+        check_params(sub)
+        for name in self._ENCODING:
+            setattr(sub, name, getattr(self, name))
+        return sub
 
     def _fit(self, data: Interactions, y: np.ndarray | None) -> None:
         """Learn from ``data``; ``self._seen`` already holds its user-item CSR matrix.

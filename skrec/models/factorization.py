@@ -8,7 +8,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from joblib import effective_n_jobs
-from sklearn.base import clone
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
@@ -18,7 +17,7 @@ from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
 from ..training import document_training_parameters
 from ..utils.device import resolve_device
-from ..utils.validation import Interval, StrOptions, check_params
+from ..utils.validation import Interval, StrOptions
 from ._events import EVENT_CONSTRAINTS, EventModel
 
 logger = logging.getLogger(__name__)
@@ -517,13 +516,9 @@ class NeuMF(EventModel):
                 f"MLP parts; use NeuMF parameters other than {sorted(fixed)}, e.g. "
                 "{'optimizer': 'adam', 'learning_rate': 0.001}."
             )
-        part = clone(self).set_params(
+        part = self._sub_model(
             interaction=interaction, pretrain=False, pretrain_params=None, **overrides
         )
-        check_params(part)
-        for name in ("user_ids_", "item_ids_", "n_features_in_", "_user_index"):
-            setattr(part, name, getattr(self, name))
-        part._item_index, part._train, part._seen = self._item_index, self._train, self._seen
         part._fit(data, y)
         return part
 
