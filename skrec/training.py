@@ -296,6 +296,14 @@ class TorchRecommender(BaseRecommender):
             self.module_.to(self.device_)
 
 
+def _sorted_dicts(value):
+    """``value`` with every dict made a sorted tuple of items, so that the same settings
+    given in another key order fingerprint alike."""
+    if isinstance(value, dict):
+        return tuple(sorted((repr(key), _sorted_dicts(item)) for key, item in value.items()))
+    return value
+
+
 class _Checkpoint:
     """The training state of one fit in ``checkpoint_dir``, named by a fingerprint of the
     model's class, parameters and training data, written atomically after each epoch."""
@@ -309,7 +317,8 @@ class _Checkpoint:
         params = model.get_params(deep=False)
         for name in self._NOT_FINGERPRINTED:
             params.pop(name, None)
-        digest = hashlib.sha256(repr(sorted(params.items())).encode())
+        canonical = sorted((name, _sorted_dicts(value)) for name, value in params.items())
+        digest = hashlib.sha256(repr(canonical).encode())
         data = model._train  # the whole fit data; the validation split follows from the seed
         for array in (data.user, data.item, data.weight):
             digest.update(np.ascontiguousarray(array).tobytes())

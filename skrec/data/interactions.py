@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,19 @@ class Interactions:
 
     def recency_weights(self, half_life: float) -> np.ndarray:
         """``0.5 ** (age / half_life)`` per event, ``age`` the number of the user's
-        events after it (0 for the latest; time order, ties in input order)."""
+        events after it (0 for the latest; time order, ties in input order).
+
+        ``half_life`` is a model's ``recency_half_life``, checked here because it may be
+        changed after fit (it only affects scoring)."""
+        if (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, Real)
+            or not half_life > 0  # also refuses NaN
+        ):
+            raise ValueError(
+                f"recency_half_life={half_life!r}: it must be a positive number of events "
+                "(e.g. 2.0), or None for no recency weighting."
+            )
         age = self.indptr[self.user + 1] - 1 - np.arange(len(self.user))
         return np.exp2(-age / float(half_life))
 

@@ -52,9 +52,11 @@ class Item2Vec(EventModel):
     recency_half_life : float or None, default=None
         Weights a history's items by ``0.5 ** (age / recency_half_life)``, ``age`` the
         number of events since the item (0 for the latest, in time order, ties in input
-        order). None: the plain mean, order ignored. For next-item tasks a short half-life
-        helps a lot (ml-100k validation NDCG@10: 0.039 plain, 0.089 with 2 events; see
-        docs/benchmarks.md). Only the user vectors depend on it, so changing it after
+        order; a repeated item counts at each of its ages). None: the plain mean of
+        the history's distinct items, order ignored. For next-item tasks a short
+        half-life helps a lot (see docs/benchmarks.md). Only the user vectors depend on
+        it: the item vectors are learned the same way (with ``early_stopping`` the
+        validation scores, hence the epoch kept, do depend on it), and changing it after
         ``fit`` takes effect without refitting.
     index : {"exact", "flat", "ivf", "hnsw"}, default="exact"
     {training}
@@ -200,13 +202,14 @@ class Item2Vec(EventModel):
         centres = self.module_.user.weight.detach().cpu().numpy()
         items = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
         events = context.events
-        if self.recency_half_life is None:
-            weight = np.ones(len(events.item))
-        else:
-            weight = events.recency_weights(self.recency_half_life)
-        history = sp.csr_matrix(
-            (weight, events.item, events.indptr), shape=(events.n_users, events.n_items)
-        )
+        if self.recency_half_life is None:  # the set of items: a repeated one counts once
+            history = events.csr()
+            history.data[:] = 1.0
+        else:  # every event, by age: a repeated item counts at each of its ages
+            history = sp.csr_matrix(
+                (events.recency_weights(self.recency_half_life), events.item, events.indptr),
+                shape=(events.n_users, events.n_items),
+            )
         totals = np.asarray(history.sum(1)).ravel()[:, None]
         return np.asarray(history @ items / np.maximum(totals, 1e-300), dtype=np.float32), items
 

@@ -17,7 +17,7 @@ from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
 from ..training import document_training_parameters
 from ..utils.device import resolve_device
-from ..utils.validation import Interval, StrOptions
+from ..utils.validation import Interval, InvalidParameterError, StrOptions
 from ._events import EVENT_CONSTRAINTS, EventModel
 
 logger = logging.getLogger(__name__)
@@ -492,35 +492,52 @@ class NeuMF(EventModel):
             _load_pretrained(module, *self.pretrained_)
         return module
 
+    #: Settings the pre-trained parts must share with the fused model: their weights are
+    #: copied into it, so the shapes must match.
+    _SHARED_WITH_PARTS = ("interaction", "pretrain", "pretrain_params", "n_factors", "layers")
+
     def _fit(self, data, y):
+        overrides = self._part_overrides()  # checked even when unused: a typo is an error
         if self.pretrain:
             if self.interaction != "neumf":
                 raise ValueError(
                     f"pretrain=True builds a NeuMF from GMF and MLP parts; it does not apply "
                     f"to interaction={self.interaction!r}. Set interaction='neumf'."
                 )
-            self.pretrained_ = tuple(self._fit_part(kind, data, y) for kind in ("gmf", "mlp"))
+            parts = [self._part(kind, overrides) for kind in ("gmf", "mlp")]  # checked first
+            self.pretrained_ = tuple(self._fit_part(part, data, y) for part in parts)
         super()._fit(data, y)
 
-    def _fit_part(self, interaction, data, y):
-        """A GMF or MLP model with this model's settings (``pretrain_params`` taking
-        precedence), fitted on the same data."""
+    def _part_overrides(self) -> dict:
         overrides = dict(self.pretrain_params or {})
-        fixed = {"interaction", "pretrain", "pretrain_params"}
         unknown = sorted(
-            str(key) for key in overrides if key not in self.get_params() or key in fixed
+            repr(key)
+            for key in overrides
+            if key not in self.get_params(deep=False) or key in self._SHARED_WITH_PARTS
         )
         if unknown:
             raise ValueError(
-                f"pretrain_params has key(s) {unknown} that are not settings of the GMF and "
-                f"MLP parts; use NeuMF parameters other than {sorted(fixed)}, e.g. "
-                "{'optimizer': 'adam', 'learning_rate': 0.001}."
+                f"pretrain_params has key(s) {', '.join(unknown)} that the GMF and MLP parts "
+                f"cannot set apart from the fused model; use NeuMF parameters other than "
+                f"{list(self._SHARED_WITH_PARTS)}, e.g. {{'optimizer': 'adam', "
+                "'learning_rate': 0.001}."
             )
-        part = self._sub_model(
-            interaction=interaction, pretrain=False, pretrain_params=None, **overrides
-        )
+        return overrides
+
+    def _fit_part(self, part, data, y):
         part._fit(data, y)
         return part
+
+    def _part(self, interaction, overrides):
+        """A GMF or MLP model with this model's settings (``pretrain_params`` taking
+        precedence), on this fit's encoded data; both parts are checked before either is
+        fitted."""
+        try:
+            return self._sub_model(
+                interaction=interaction, pretrain=False, pretrain_params=None, **overrides
+            )
+        except InvalidParameterError as error:
+            raise InvalidParameterError(f"In pretrain_params: {error}") from error
 
     def _module_for_new_users(self, n_users):
         fitted = self.module_

@@ -261,7 +261,9 @@ def _slim_coordinate_descent(
     earlier features of its chunk through ``G[k, chunk] @ D`` (``D``: the block's
     changes so far), those of earlier chunks through a dense product into the block's
     rows of ``HT``, and those of earlier blocks through ``HT`` itself, which is updated
-    once per block by a sparse product (``D`` is as sparse as ``W``). The iterates are
+    once per block by one product — sparse while ``D`` is (positive ``W`` is a few
+    percent non-zero), dense above ``DENSE_UPDATE_SHARE`` (signed ``W`` is denser). The
+    iterates are
     those of plain one-coordinate-at-a-time descent, up to float rounding.
 
     Returns ``W`` (``G``'s dtype; ``W[k, j]``: weight of feature k for target j) and

@@ -89,3 +89,31 @@ def test_recency_weighting_helps_on_ordered_data():
     plain = evaluate(model, test)["ndcg@10"]
     recent = evaluate(model.set_params(recency_half_life=1.0), test)["ndcg@10"]
     assert recent > 2 * plain, (plain, recent)
+
+
+def test_repeated_items_count_once_without_recency_and_at_each_age_with_it():
+    X = pd.DataFrame(
+        {"user_id": [0, 0, 0, 0, 1, 1], "item_id": [0, 0, 0, 1, 0, 1], "timestamp": range(6)}
+    )
+    model = Item2Vec(n_factors=4, max_iter=1, random_state=0).fit(X)
+    users, items = model._user_item_vectors(model._context([0, 1], None))
+    np.testing.assert_allclose(users[0], users[1], rtol=1e-6)  # the same set of items
+    model.set_params(recency_half_life=1.0)
+    users, _ = model._user_item_vectors(model._context([0], None))
+    rows = model._item_index.get_indexer([0, 1])
+    weights = np.array([0.125 + 0.25 + 0.5, 1.0])  # item 0 at ages 3, 2, 1; item 1 at 0
+    expected = (weights[:, None] * items[rows]).sum(0) / weights.sum()
+    np.testing.assert_allclose(users[0], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "2", True])
+def test_a_bad_half_life_set_after_fit_is_refused_when_scoring(split, bad):
+    train, _ = split
+    model = Item2Vec(n_factors=4, max_iter=1, random_state=0).fit(train)
+    before = model.recommend([train.user_id.iloc[0]], k=5)
+    model.set_params(recency_half_life=bad)
+    with pytest.raises(ValueError, match="recency_half_life"):
+        model.recommend([train.user_id.iloc[0]], k=5)
+    np.testing.assert_array_equal(
+        model.set_params(recency_half_life=None).recommend([train.user_id.iloc[0]], k=5), before
+    )

@@ -168,3 +168,12 @@ def test_recency_weighting_helps_on_ordered_data(cls):
     plain = evaluate(model, X.iloc[test])["ndcg@10"]
     recent = evaluate(model.set_params(recency_half_life=1.0), X.iloc[test])["ndcg@10"]
     assert recent > 1.5 * plain, (plain, recent)
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM])
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "2", True])
+def test_a_bad_half_life_set_after_fit_is_refused_when_scoring(cls, bad, small):
+    model = cls().fit(small)
+    model.set_params(recency_half_life=bad)
+    with pytest.raises(ValueError, match="recency_half_life"):
+        model.recommend([small.user_id.iloc[0]], k=5)

@@ -146,26 +146,36 @@ def test_neumf_pretraining_starts_from_the_average_of_gmf_and_mlp(split):
 def test_neumf_pretrain_params_set_the_parts_only(split):
     train, _ = split
     shared = dict(n_factors=8, layers=(16, 8), max_iter=3, batch_size=512, random_state=0)
-    overrides = {"max_iter": 1, "learning_rate": 0.01}
-    model = NeuMF(**shared, pretrain=True, pretrain_params=overrides, optimizer="sgd")
+    model = NeuMF(
+        **shared,
+        pretrain=True,
+        pretrain_params={"max_iter": 1, "learning_rate": 0.01},
+        optimizer="sgd",
+        learning_rate=0.005,
+    )
     model.fit(train)
     gmf, mlp = model.pretrained_
     assert gmf.n_iter_ == mlp.n_iter_ == 1 and model.n_iter_ == 3
-    assert gmf.learning_rate == mlp.learning_rate == 0.01 and model.learning_rate == 1e-3
+    assert gmf.learning_rate == mlp.learning_rate == 0.01 and model.learning_rate == 0.005
     assert gmf.optimizer == "sgd"  # not overridden: the model's own setting
     # the parts equal stand-alone fits with those settings
-    alone = NeuMF(interaction="mlp", **{**shared, **overrides}, optimizer="sgd").fit(train)
+    alone = NeuMF(
+        interaction="mlp", **{**shared, "max_iter": 1}, learning_rate=0.01, optimizer="sgd"
+    ).fit(train)
     np.testing.assert_array_equal(
         alone.module_.item_mlp.weight.detach(), mlp.module_.item_mlp.weight.detach()
     )
-    assert model.pretrain_params == overrides  # the parameter itself is left as given
-    for bad, message in (
-        ({"pretrain": False}, "not settings of the GMF and MLP parts"),
-        ({"n_layers": 2}, "not settings of the GMF and MLP parts"),
-        ({"learning_rate": -1.0}, "learning_rate"),
+    assert model.pretrain_params == {"max_iter": 1, "learning_rate": 0.01}  # left as given
+    for pretrain, bad, message in (
+        (True, {"pretrain": False}, "cannot set apart from the fused model"),
+        (True, {"n_layers": 2}, "cannot set apart from the fused model"),
+        (True, {"n_factors": 4}, "cannot set apart from the fused model"),  # shapes must match
+        (True, {"layers": (8, 4)}, "cannot set apart from the fused model"),
+        (False, {"learning_rte": 0.01}, "cannot set apart from the fused model"),  # a typo
+        (True, {"learning_rate": -1.0}, "In pretrain_params: The 'learning_rate'"),
     ):
         with pytest.raises(ValueError, match=message):
-            NeuMF(**shared, pretrain=True, pretrain_params=bad).fit(train)
+            NeuMF(**shared, pretrain=pretrain, pretrain_params=bad).fit(train)
 
 
 def test_neumf_layers_are_checked(split):
