@@ -20,6 +20,9 @@ def encode_ids(values: np.ndarray, name: str = "ids") -> tuple[np.ndarray, np.nd
     raw id), and in order of first appearance otherwise (mixed types). ``name`` says
     what the ids are in the error raised for unhashable ones.
     """
+    dense = _encode_small_ints(values)
+    if dense is not None:
+        return dense
     try:
         codes, uniques = pd.factorize(values, sort=False)
     except TypeError:
@@ -33,6 +36,31 @@ def encode_ids(values: np.ndarray, name: str = "ids") -> tuple[np.ndarray, np.nd
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return uniques[order], rank[codes].astype(np.int64)
+
+
+#: Integer ids are encoded through a presence table when their range is at most this
+#: many times the number of events (plus a constant): linear time, no hashing.
+_DENSE_RANGE_FACTOR = 4
+
+
+def _encode_small_ints(values) -> tuple[np.ndarray, np.ndarray] | None:
+    """``encode_ids`` for integer ids spanning a small range; None when not applicable.
+
+    Sorted uniques from a presence table and codes from its running count: the same
+    result as the sorted hash factorisation, at about half its cost on ML-1M's ids.
+    """
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "iu" or not len(values):
+        return None
+    low, high = int(values.min()), int(values.max())
+    span = high - low + 1
+    if high >= 2**62 or span > _DENSE_RANGE_FACTOR * len(values) + 1024:
+        return None
+    offsets = values.astype(np.int64) - low
+    present = np.zeros(span, dtype=bool)
+    present[offsets] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    uniques = (np.flatnonzero(present) + low).astype(values.dtype)
+    return uniques, rank[offsets]
 
 
 def lookup(index: pd.Index, values, name: str = "ids") -> np.ndarray:
@@ -122,6 +150,9 @@ class Interactions:
         m = sp.csr_matrix(
             (self.weight, self.item, self.indptr), shape=(self.n_users, self.n_items), copy=True
         )
+        # Rows hold items in time order. Two counting-sort transposes put them in item
+        # order (linear time; twice as fast as sorting each row), then duplicates add up.
+        m = m.tocsc().tocsr()
         m.sum_duplicates()
         return m
 
