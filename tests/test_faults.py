@@ -14,7 +14,10 @@ import torch
 
 import skrec
 
-MAX_ITER = 20
+MAX_ITER = 30
+#: The Ctrl-C run is always interrupted, so its bound only has to be out of reach: a
+#: parent starved of CPU on a loaded machine may send the signal many epochs late.
+UNREACHED = 10_000
 
 SCRIPT = """
 import json, sys, warnings
@@ -96,12 +99,12 @@ def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_model(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_ends_fit_with_the_last_complete_epoch(tmp_path):
     checkpoints = tmp_path / "checkpoints"
-    stopped = _run(tmp_path, checkpoints, tmp_path / "stopped.skrec", MAX_ITER)
+    stopped = _run(tmp_path, checkpoints, tmp_path / "stopped.skrec", UNREACHED)
     _wait_for_epoch(stopped, checkpoints, 3)
     stopped.send_signal(signal.SIGINT)
     result = _finish(stopped)
     n_iter = result["n_iter"]
-    assert 3 <= n_iter < MAX_ITER
+    assert 3 <= n_iter < UNREACHED
     assert any(f"keeps the weights of epoch {n_iter}" in w for w in result["warnings"])
     # the model equals a fit that was asked for exactly that many epochs
     _finish(_run(tmp_path, "-", tmp_path / "exact.skrec", n_iter))
