@@ -48,9 +48,9 @@ def main() -> None:
             device="cpu",
             random_state=0,
         )
-        start = time.perf_counter()
         model.fit(train)
-        return time.perf_counter() - start, model
+        # The loop's own clock: epochs only, not encoding, module set-up or sampler.
+        return model.training_seconds_, model
 
     one, model = skrec_fit(1)
     full, model = skrec_fit(1 + args.epochs)

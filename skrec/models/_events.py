@@ -104,7 +104,9 @@ class EventModel(TorchRecommender):
             query, item = query[order], item[order]
             target = None if target is None else target[order]
             epoch_negatives = sampler.sample(query, item, self.n_negatives, generator)
-            batches = torch.split(torch.arange(len(query)), int(self.batch_size))
+            # Already shuffled: consecutive slices are the batches (views, no gather).
+            size = int(self.batch_size)
+            batches = (slice(start, start + size) for start in range(0, len(query), size))
         else:
             batches = minibatches(len(query), self.batch_size, generator)
         for index in batches:
