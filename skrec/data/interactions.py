@@ -147,9 +147,8 @@ class Interactions:
 
     def csr(self) -> sp.csr_matrix:
         """User-item matrix of summed weights (duplicate events add up)."""
-        m = sp.csr_matrix(
-            (self.weight, self.item, self.indptr), shape=(self.n_users, self.n_items), copy=True
-        )
+        # A view of the events (no copy): the transposes below write new arrays.
+        m = sp.csr_matrix((self.weight, self.item, self.indptr), shape=(self.n_users, self.n_items))
         # Rows hold items in time order. Two counting-sort transposes put them in item
         # order (linear time; twice as fast as sorting each row), then duplicates add up.
         m = m.tocsc().tocsr()

@@ -48,6 +48,7 @@ def test_csr_sums_duplicates_in_item_order():
     data = Interactions.build(
         user, item, n_users=n_users, n_items=n_items, weight=weight, timestamp=rng.random(n)
     )
+    events_weight = data.weight.copy()
     matrix = data.csr()
     expected = sp.coo_matrix((weight, (user, item)), shape=(n_users, n_items)).tocsr()
     expected.sum_duplicates()
@@ -56,3 +57,5 @@ def test_csr_sums_duplicates_in_item_order():
     np.testing.assert_array_equal(matrix.indices, expected.indices)
     np.testing.assert_allclose(matrix.data, expected.data, rtol=1e-6)
     assert data.item.tolist() != np.sort(data.item).tolist()  # the events stay in time order
+    matrix.data[:] = 1.0  # callers may write into the matrix (Item2Vec binarises it)
+    np.testing.assert_array_equal(data.weight, events_weight)
