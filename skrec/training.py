@@ -7,11 +7,13 @@ A torch model subclasses :class:`TorchRecommender` and supplies three hooks:
 - ``_loss(module, batch)`` -> a scalar tensor, from :mod:`skrec.nn.losses`;
 
 and optionally ``_prepare(data)`` (per-dataset state such as a negative sampler,
-built once before the epochs). The loop owns everything else: device resolution,
-seeding through local generators, the optimizer, gradient clipping, the progress bar,
-``loss_curve_``/``validation_scores_``/``n_iter_``, early stopping on the validation
-event's NDCG@10 with the best weights restored, and moving a fitted model between
-devices (``set_params(device=...)``, pickles that load on a CPU-only machine).
+built once before the epochs) and ``_train_step`` (a closed-form step equal to the
+default autograd one, where a model has a faster way to take it). The loop owns
+everything else: device resolution, seeding through local generators, the optimizer,
+gradient clipping, the progress bar, ``loss_curve_``/``validation_scores_``/``n_iter_``,
+early stopping on the validation event's NDCG@10 with the best weights restored, and
+moving a fitted model between devices (``set_params(device=...)``, pickles that load
+on a CPU-only machine).
 """
 
 from __future__ import annotations
@@ -195,13 +197,7 @@ class TorchRecommender(BaseRecommender):
                     batch = {
                         name: t.to(self.device_, non_blocking=True) for name, t in batch.items()
                     }
-                    loss = self._loss(module, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward(inputs=parameters)  # only what this run trains
-                    if self.clip_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
-                    optimizer.step()
-                    total += loss.detach()
+                    total += self._train_step(module, batch, parameters, optimizer)
                     count += 1
                 mean_loss = float(total) / max(count, 1)
                 if not np.isfinite(mean_loss):
@@ -262,6 +258,17 @@ class TorchRecommender(BaseRecommender):
             )
             return _Checkpoint.finish(module, kept, done, kept_epoch)
         return _Checkpoint.finish(module, best_state, epoch, best_epoch)
+
+    def _train_step(self, module, batch: dict, parameters, optimizer) -> torch.Tensor:
+        """One optimisation step of ``parameters`` on ``batch``; returns the batch's loss
+        (detached). A model may override it with an equivalent closed-form step."""
+        loss = self._loss(module, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=parameters)  # only what this run trains
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
+        optimizer.step()
+        return loss.detach()
 
     def _validation_ndcg(self, context: UserContext, targets: np.ndarray, k: int = 10) -> float:
         """NDCG@k of the held-out item of each context user (full ranking, seen excluded)."""

@@ -107,3 +107,96 @@ class NeuMF(nn.Module):
         if items is None:
             items = torch.arange(self.n_items, device=self.output.weight.device)
         return self(users, items[None, :].expand(len(users), -1))  # (B, N)
+
+
+@torch.no_grad()
+def bpr_sgd_step(
+    module: DotProduct,
+    batch: dict,
+    learning_rate: float,
+    regularization: float = 0.0,
+    weight_decay: float = 0.0,
+    trainable=None,
+) -> torch.Tensor:
+    """One plain-SGD step on :class:`DotProduct`'s BPR loss, with the gradient written
+    out; returns the batch's loss.
+
+    The loss is the one ``losses.bpr`` and MF's penalty give autograd: the mean of
+    ``-log σ(x_bn)``, ``x_bn = score(u_b, i_b) - score(u_b, j_bn)``, over the valid
+    pairs, plus ``regularization / B`` times the squared norms of the rows looked up
+    (users, positives and negatives, biases included). With ``w_bn = σ(-x_bn) / n_valid``
+    its gradient is ``-Σ_n w_bn (q_i - q_j)`` for ``p_u``, ``-Σ_n w_bn p_u`` for
+    ``q_i`` and ``w_bn p_u`` for ``q_j`` (``∓w`` for the item biases; the user bias and
+    the offset cancel), plus ``2 regularization / B`` times each row. Only the batch's
+    rows are read and written, by ``index_add_``: no dense gradient tables, no optimizer
+    pass over them. ``weight_decay`` shrinks every row, as SGD's does. ``trainable``
+    holds the parameters to update (default: all), e.g. only the user side for a fold-in.
+
+    ``batch`` holds ``query`` (B,), ``item`` (B,), ``negative`` (B, N) and ``valid``
+    (B, N) or None.
+    """
+    users, items, negatives = batch["query"], batch["item"], batch["negative"]
+    valid = batch.get("valid")
+    n_rows, n_neg = negatives.shape
+    flat_neg = negatives.reshape(-1)
+    trained = {id(p) for p in (module.parameters() if trainable is None else trainable)}
+    p = module.user.weight.index_select(0, users)  # (B, D)
+    q_pos = module.item.weight.index_select(0, items)  # (B, D)
+    q_neg = module.item.weight.index_select(0, flat_neg).view(n_rows, n_neg, -1)  # (B, N, D)
+    diff = q_pos[:, None] - q_neg  # (B, N, D)
+    x = (diff * p[:, None]).sum(-1)  # (B, N)
+    if module.bias:
+        bias_pos = module.item_bias.weight.index_select(0, items)  # (B, 1)
+        bias_neg = module.item_bias.weight.index_select(0, flat_neg)  # (B N, 1)
+        x += bias_pos - bias_neg.view(n_rows, n_neg)
+    per_pair = torch.nn.functional.softplus(-x)  # -log σ(x)
+    step = torch.sigmoid(x.neg_())  # σ(-x), made lr · w below
+    if valid is not None:
+        invalid = ~valid
+        per_pair.masked_fill_(invalid, 0.0)
+        step.masked_fill_(invalid, 0.0)
+        count = valid.sum().clamp_min(1)
+    else:
+        count = torch.tensor(float(x.numel()), device=x.device)
+    loss = per_pair.sum() / count
+    step.div_(count).mul_(learning_rate)  # (B, N): lr · w
+    shrink = 2.0 * regularization * learning_rate / n_rows  # the penalty's step, per row
+    if regularization > 0:
+        rows = [p, q_pos, q_neg]
+        if module.bias:
+            user_bias = module.user_bias.weight.index_select(0, users)
+            rows += [user_bias, bias_pos, bias_neg]
+        squares = torch.stack([torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows]).sum()
+        loss = loss + regularization * squares / n_rows
+
+    # Every update is computed from the rows gathered above (the pre-step parameters)
+    # before any is written, as a dense gradient step would. (index_add_ is several
+    # times slower with an alpha, so signs go into the rows.)
+    def shrunk(delta, rows):  # delta minus the penalty's step on the gathered rows
+        return delta.sub_(rows, alpha=shrink) if shrink else delta
+
+    updates = []  # (table, row indices, rows added)
+    if id(module.user.weight) in trained:
+        if n_neg == 1:  # diff is not needed any more: scale it in place
+            delta = diff.view(n_rows, -1).mul_(step)
+        else:
+            delta = (step[..., None] * diff).sum(1)
+        updates.append((module.user.weight, users, shrunk(delta, p)))
+    if id(module.item.weight) in trained:
+        up = p * step.sum(1, keepdim=True)  # (B, D)
+        down = p[:, None] * step.neg()[..., None]  # (B, N, D)
+        updates.append((module.item.weight, items, shrunk(up, q_pos)))
+        updates.append((module.item.weight, flat_neg, shrunk(down, q_neg).view(-1, p.shape[1])))
+    if module.bias and id(module.item_bias.weight) in trained:
+        up = step.sum(1, keepdim=True)
+        updates.append((module.item_bias.weight, items, shrunk(up, bias_pos)))
+        updates.append((module.item_bias.weight, flat_neg, shrunk(-step.reshape(-1, 1), bias_neg)))
+    if module.bias and shrink and id(module.user_bias.weight) in trained:
+        updates.append((module.user_bias.weight, users, user_bias.mul_(-shrink)))
+    if weight_decay > 0:
+        for parameter in module.parameters():
+            if id(parameter) in trained:
+                parameter.mul_(1.0 - learning_rate * weight_decay)
+    for table, index, rows in updates:
+        table.index_add_(0, index, rows)
+    return loss

@@ -1,5 +1,7 @@
 """MF and NeuMF: behaviour on structured data, every loss and sampler, fold-in, pre-training."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from skrec import MF, NeuMF, Popular, Random
 from skrec.datasets import make_interactions
 from skrec.model_selection import LeaveLastOut, evaluate
 from skrec.nn import losses
+from skrec.training import TorchRecommender
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,70 @@ def test_mf_bpr_beats_popular(split, popular):
     train, test = split
     model = MF(n_factors=16, max_iter=20, random_state=0).fit(train)
     assert evaluate(model, test)["ndcg@10"] > 1.8 * popular
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("regularization, weight_decay", [(0.0, 0.0), (0.05, 0.01)])
+@pytest.mark.parametrize("n_negatives", [1, 3])
+@pytest.mark.parametrize("user_side_only", [False, True])
+def test_closed_form_bpr_step_is_the_autograd_sgd_step(
+    split, bias, regularization, weight_decay, n_negatives, user_side_only
+):
+    train, _ = split
+    model = MF(
+        n_factors=8,
+        bias=bias,
+        regularization=regularization,
+        weight_decay=weight_decay,
+        optimizer="sgd",
+        learning_rate=0.5,
+        max_iter=1,
+        random_state=0,
+    ).fit(train)
+    with torch.no_grad():  # non-zero biases, so that every term is exercised
+        for parameter in model.module_.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    generator = torch.Generator().manual_seed(3)
+    n_users, n_items = model.module_.user.num_embeddings, model.module_.item.num_embeddings
+    size = 64  # repeated rows: duplicates must add up, as in a dense gradient
+    closed, autograd = (copy.deepcopy(model.module_) for _ in range(2))
+    for _ in range(3):
+        batch = {
+            "query": torch.randint(0, n_users // 8, (size,), generator=generator),
+            "item": torch.randint(0, n_items, (size,), generator=generator),
+            "negative": torch.randint(0, n_items, (size, n_negatives), generator=generator),
+            "valid": torch.rand(size, n_negatives, generator=generator) > 0.2,
+        }
+
+        def trained(module):
+            if not user_side_only:
+                return list(module.parameters())
+            return [module.user.weight] + ([module.user_bias.weight] if bias else [])
+
+        sgd = torch.optim.SGD(trained(autograd), lr=0.5, weight_decay=weight_decay)
+        expected = TorchRecommender._train_step(model, autograd, batch, trained(autograd), sgd)
+        got = model._train_step(closed, batch, trained(closed), None)
+        assert float(got) == pytest.approx(float(expected), rel=1e-5)
+        for (name, a), b in zip(autograd.named_parameters(), closed.parameters()):
+            np.testing.assert_allclose(b.detach(), a.detach(), atol=1e-5, err_msg=name)
+    frozen = [p for p in closed.parameters() if not any(p is t for t in trained(closed))]
+    assert bool(frozen) == user_side_only
+    for before, after in zip(model.module_.parameters(), closed.parameters()):
+        if any(after is p for p in frozen):
+            assert torch.equal(before, after)  # the item side of a fold-in stays as it was
+    assert not torch.equal(model.module_.user.weight, closed.user.weight)
+
+
+def test_sgd_bpr_fit_is_the_same_with_the_closed_form_step(split):
+    train, test = split
+    params = dict(n_factors=8, optimizer="sgd", learning_rate=20.0, regularization=1e-3)
+    fast = MF(max_iter=4, random_state=0, **params).fit(train)
+    # A clipping norm that never binds sends each step through autograd instead.
+    slow = MF(max_iter=4, random_state=0, clip_grad_norm=1e9, **params).fit(train)
+    np.testing.assert_allclose(fast.user_factors_, slow.user_factors_, atol=1e-4)
+    np.testing.assert_allclose(fast.item_factors_, slow.item_factors_, atol=1e-4)
+    np.testing.assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5)
+    assert not np.allclose(fast.loss_curve_[0], fast.loss_curve_[-1])  # it trained
 
 
 @pytest.mark.parametrize("interaction", ["gmf", "mlp", "neumf"])
