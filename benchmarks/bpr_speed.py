@@ -5,7 +5,7 @@ per positive and ``--factors`` factors:
 
 - implicit: its Cython SGD (hogwild over ``--threads`` threads);
 - skrec MF, ``optimizer="sgd"``: plain SGD, each step in closed form
-  (``skrec.nn.factorization.bpr_sgd_step``), batches of ``--sgd-batch-size``;
+  (``skrec.nn.factorization.sgd_step``), batches of ``--sgd-batch-size``;
 - skrec MF, ``optimizer="adam"``: the shared autograd step with Adam, batches of
   ``--batch-size``.
 

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from ..base import INDEX_KINDS, BaseRecommender, UserContext
-from ..nn.factorization import DotProduct, bpr_sgd_step
+from ..nn.factorization import CLOSED_FORM_LOSSES, DotProduct, sgd_step
 from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
 from ..training import document_training_parameters
@@ -234,9 +234,9 @@ class MF(EventModel):
     side frozen (``max_iter`` epochs of the same loss); for ``loss="mse"`` the history's
     ``weight`` column holds their ratings.
 
-    With ``loss="bpr"`` and ``optimizer="sgd"`` (per-row negatives, no
+    With ``loss="bpr"`` or ``"bce"`` and ``optimizer="sgd"`` (per-row negatives, no
     ``clip_grad_norm``) each step is taken in closed form by
-    :func:`skrec.nn.factorization.bpr_sgd_step`: the update autograd would make, without
+    :func:`skrec.nn.factorization.sgd_step`: the update autograd would make, without
     dense gradient tables, about twice as fast on a CPU. ``learning_rate`` applies to the
     batch mean, so each pair moves its rows by ``learning_rate / batch_size`` times its
     own gradient.
@@ -333,16 +333,17 @@ class MF(EventModel):
 
     def _train_step(self, module, batch, parameters, optimizer):
         closed_form = (
-            self.loss == "bpr"
+            self.loss in CLOSED_FORM_LOSSES
             and self.optimizer == "sgd"
             and self.clip_grad_norm is None
             and batch["negative"].dim() == 2  # per-row negatives (not in-batch)
         )
         if not closed_form:
             return super()._train_step(module, batch, parameters, optimizer)
-        return bpr_sgd_step(
+        return sgd_step(
             module,
             batch,
+            self.loss,
             self.learning_rate,
             self.regularization,
             self.weight_decay,

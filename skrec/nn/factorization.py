@@ -109,32 +109,47 @@ class NeuMF(nn.Module):
         return self(users, items[None, :].expand(len(users), -1))  # (B, N)
 
 
+#: Losses :func:`sgd_step` takes in closed form.
+CLOSED_FORM_LOSSES = ("bpr", "bce")
+
+
 @torch.no_grad()
-def bpr_sgd_step(
+def sgd_step(
     module: DotProduct,
     batch: dict,
+    loss: str,
     learning_rate: float,
     regularization: float = 0.0,
     weight_decay: float = 0.0,
     trainable=None,
 ) -> torch.Tensor:
-    """One plain-SGD step on :class:`DotProduct`'s BPR loss, with the gradient written
-    out; returns the batch's loss.
+    """One plain-SGD step of :class:`DotProduct` on the ``bpr`` or ``bce`` loss, with
+    the gradient written out; returns the batch's loss.
 
-    The loss is the one ``losses.bpr`` and MF's penalty give autograd: the mean of
-    ``-log σ(x_bn)``, ``x_bn = score(u_b, i_b) - score(u_b, j_bn)``, over the valid
-    pairs, plus ``regularization / B`` times the squared norms of the rows looked up
-    (users, positives and negatives, biases included). With ``w_bn = σ(-x_bn) / n_valid``
-    its gradient is ``-Σ_n w_bn (q_i - q_j)`` for ``p_u``, ``-Σ_n w_bn p_u`` for
-    ``q_i`` and ``w_bn p_u`` for ``q_j`` (``∓w`` for the item biases; the user bias and
-    the offset cancel), plus ``2 regularization / B`` times each row. Only the batch's
-    rows are read and written, by ``index_add_``: no dense gradient tables, no optimizer
-    pass over them. ``weight_decay`` shrinks every row, as SGD's does. ``trainable``
-    holds the parameters to update (default: all), e.g. only the user side for a fold-in.
+    The losses are those ``skrec.nn.losses`` and MF's penalty give autograd, with
+    ``s`` the scores of the positives (B,) and of their negatives (B, N):
+
+    - ``bpr``: the mean of ``-log σ(s_b - s_bn)`` over the valid pairs;
+    - ``bce``: the mean over rows of ``-log σ(s_b) - Σ_n log(1 - σ(s_bn))`` (valid
+      negatives),
+
+    plus ``regularization / B`` times the squared norms of the rows looked up (users,
+    positives and negatives, biases included). Writing ``g`` for the loss's gradient in
+    the scores, the step moves ``p_u`` by ``-lr (g_b q_i + Σ_n g_bn q_j)``, ``q_i`` by
+    ``-lr g_b p_u``, ``q_j`` by ``-lr g_bn p_u`` (the biases alike, the offset by the sum
+    of all), and each looked-up row by ``-lr · 2 regularization / B`` times itself. Only
+    the batch's rows are read and written, by ``index_add_``: no dense gradient tables,
+    no autograd graph, no optimizer pass over the tables. BPR depends on the scores'
+    differences only, so it is computed from ``q_i - q_j`` (one product fewer; the user
+    bias and the offset get no gradient). ``weight_decay`` shrinks every row, as SGD's
+    does. ``trainable`` holds the parameters to update (default: all), e.g. only the
+    user side for a fold-in.
 
     ``batch`` holds ``query`` (B,), ``item`` (B,), ``negative`` (B, N) and ``valid``
     (B, N) or None.
     """
+    if loss not in CLOSED_FORM_LOSSES:
+        raise ValueError(f"sgd_step takes {CLOSED_FORM_LOSSES}; got {loss!r}.")
     users, items, negatives = batch["query"], batch["item"], batch["negative"]
     valid = batch.get("valid")
     n_rows, n_neg = negatives.shape
@@ -143,31 +158,58 @@ def bpr_sgd_step(
     p = module.user.weight.index_select(0, users)  # (B, D)
     q_pos = module.item.weight.index_select(0, items)  # (B, D)
     q_neg = module.item.weight.index_select(0, flat_neg).view(n_rows, n_neg, -1)  # (B, N, D)
-    diff = q_pos[:, None] - q_neg  # (B, N, D)
-    x = (diff * p[:, None]).sum(-1)  # (B, N)
     if module.bias:
+        user_bias = module.user_bias.weight.index_select(0, users)  # (B, 1)
         bias_pos = module.item_bias.weight.index_select(0, items)  # (B, 1)
         bias_neg = module.item_bias.weight.index_select(0, flat_neg)  # (B N, 1)
-        x += bias_pos - bias_neg.view(n_rows, n_neg)
-    per_pair = torch.nn.functional.softplus(-x)  # -log σ(x)
-    step = torch.sigmoid(x.neg_())  # σ(-x), made lr · w below
-    if valid is not None:
-        invalid = ~valid
-        per_pair.masked_fill_(invalid, 0.0)
-        step.masked_fill_(invalid, 0.0)
-        count = valid.sum().clamp_min(1)
+    invalid = None if valid is None else ~valid
+    # step_pos (B, 1), step_neg (B, N): lr times minus the loss's gradient in the scores
+    # of the positives, and its gradient in the negatives' scores (pushed down).
+    if loss == "bpr":
+        diff = q_pos[:, None] - q_neg  # (B, N, D)
+        x = (diff * p[:, None]).sum(-1)  # (B, N)
+        if module.bias:
+            x += bias_pos - bias_neg.view(n_rows, n_neg)
+        per_pair = torch.nn.functional.softplus(-x)  # -log σ(x)
+        step_neg = torch.sigmoid(x.neg_())  # σ(-x)
+        if invalid is not None:
+            per_pair.masked_fill_(invalid, 0.0)
+            step_neg.masked_fill_(invalid, 0.0)
+            count = valid.sum().clamp_min(1)
+        else:
+            count = torch.tensor(float(x.numel()), device=x.device)
+        value = per_pair.sum() / count
+        step_neg.div_(count).mul_(learning_rate)
+        step_pos = step_neg.sum(1, keepdim=True) if n_neg > 1 else step_neg
+        if n_neg == 1:  # diff is not needed any more: scale it in place
+            user_delta = diff.view(n_rows, -1).mul_(step_neg)
+        else:
+            user_delta = (step_neg[..., None] * diff).sum(1)
+        user_bias_delta = None  # the user bias and the offset cancel in a difference
     else:
-        count = torch.tensor(float(x.numel()), device=x.device)
-    loss = per_pair.sum() / count
-    step.div_(count).mul_(learning_rate)  # (B, N): lr · w
+        pos = (p * q_pos).sum(1, keepdim=True)  # (B, 1)
+        neg = (p[:, None] * q_neg).sum(-1)  # (B, N)
+        if module.bias:
+            shift = user_bias + module.offset  # (B, 1)
+            pos += shift + bias_pos
+            neg += shift + bias_neg.view(n_rows, n_neg)
+        neg_loss = torch.nn.functional.softplus(neg)
+        step_neg = torch.sigmoid(neg)
+        if invalid is not None:
+            neg_loss.masked_fill_(invalid, 0.0)
+            step_neg.masked_fill_(invalid, 0.0)
+        value = (torch.nn.functional.softplus(-pos).sum() + neg_loss.sum()) / n_rows
+        step_pos = torch.sigmoid(pos.neg_()).mul_(learning_rate / n_rows)  # σ(-s_b)
+        step_neg.mul_(learning_rate / n_rows)
+        user_delta = q_pos * step_pos - (step_neg[..., None] * q_neg).sum(1)
+        user_bias_delta = step_pos - step_neg.sum(1, keepdim=True)  # (B, 1)
     shrink = 2.0 * regularization * learning_rate / n_rows  # the penalty's step, per row
     if regularization > 0:
         rows = [p, q_pos, q_neg]
         if module.bias:
-            user_bias = module.user_bias.weight.index_select(0, users)
             rows += [user_bias, bias_pos, bias_neg]
         squares = torch.stack([torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows]).sum()
-        loss = loss + regularization * squares / n_rows
+        value = value + regularization * squares / n_rows
 
     # Every update is computed from the rows gathered above (the pre-step parameters)
     # before any is written, as a dense gradient step would. (index_add_ is several
@@ -177,26 +219,31 @@ def bpr_sgd_step(
 
     updates = []  # (table, row indices, rows added)
     if id(module.user.weight) in trained:
-        if n_neg == 1:  # diff is not needed any more: scale it in place
-            delta = diff.view(n_rows, -1).mul_(step)
-        else:
-            delta = (step[..., None] * diff).sum(1)
-        updates.append((module.user.weight, users, shrunk(delta, p)))
+        updates.append((module.user.weight, users, shrunk(user_delta, p)))
     if id(module.item.weight) in trained:
-        up = p * step.sum(1, keepdim=True)  # (B, D)
-        down = p[:, None] * step.neg()[..., None]  # (B, N, D)
-        updates.append((module.item.weight, items, shrunk(up, q_pos)))
+        down = p[:, None] * step_neg.neg()[..., None]  # (B, N, D)
+        updates.append((module.item.weight, items, shrunk(p * step_pos, q_pos)))
         updates.append((module.item.weight, flat_neg, shrunk(down, q_neg).view(-1, p.shape[1])))
     if module.bias and id(module.item_bias.weight) in trained:
-        up = step.sum(1, keepdim=True)
-        updates.append((module.item_bias.weight, items, shrunk(up, bias_pos)))
-        updates.append((module.item_bias.weight, flat_neg, shrunk(-step.reshape(-1, 1), bias_neg)))
-    if module.bias and shrink and id(module.user_bias.weight) in trained:
-        updates.append((module.user_bias.weight, users, user_bias.mul_(-shrink)))
+        up = shrunk(step_pos.clone(), bias_pos)  # a copy: step_pos may be step_neg
+        updates.append((module.item_bias.weight, items, up))
+        updates.append(
+            (module.item_bias.weight, flat_neg, shrunk(-step_neg.reshape(-1, 1), bias_neg))
+        )
+    offset_delta = None
+    if module.bias and user_bias_delta is not None and id(module.offset) in trained:
+        offset_delta = user_bias_delta.sum()  # the offset is not penalised
+    if module.bias and id(module.user_bias.weight) in trained:
+        if user_bias_delta is not None:
+            updates.append((module.user_bias.weight, users, shrunk(user_bias_delta, user_bias)))
+        elif shrink:
+            updates.append((module.user_bias.weight, users, user_bias.mul_(-shrink)))
     if weight_decay > 0:
         for parameter in module.parameters():
             if id(parameter) in trained:
                 parameter.mul_(1.0 - learning_rate * weight_decay)
     for table, index, rows in updates:
         table.index_add_(0, index, rows)
-    return loss
+    if offset_delta is not None:
+        module.offset.add_(offset_delta)
+    return value

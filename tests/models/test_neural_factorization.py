@@ -35,16 +35,18 @@ def test_mf_bpr_beats_popular(split, popular):
     assert evaluate(model, test)["ndcg@10"] > 1.8 * popular
 
 
+@pytest.mark.parametrize("loss", ["bpr", "bce"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("regularization, weight_decay", [(0.0, 0.0), (0.05, 0.01)])
 @pytest.mark.parametrize("n_negatives", [1, 3])
 @pytest.mark.parametrize("user_side_only", [False, True])
-def test_closed_form_bpr_step_is_the_autograd_sgd_step(
-    split, bias, regularization, weight_decay, n_negatives, user_side_only
+def test_closed_form_sgd_step_is_the_autograd_sgd_step(
+    split, loss, bias, regularization, weight_decay, n_negatives, user_side_only
 ):
     train, _ = split
     model = MF(
         n_factors=8,
+        loss=loss,
         bias=bias,
         regularization=regularization,
         weight_decay=weight_decay,
@@ -87,9 +89,17 @@ def test_closed_form_bpr_step_is_the_autograd_sgd_step(
     assert not torch.equal(model.module_.user.weight, closed.user.weight)
 
 
-def test_sgd_bpr_fit_is_the_same_with_the_closed_form_step(split):
+@pytest.mark.parametrize("loss", ["bpr", "bce"])
+def test_sgd_fit_is_the_same_with_the_closed_form_step(split, loss):
     train, test = split
-    params = dict(n_factors=8, optimizer="sgd", learning_rate=20.0, regularization=1e-3)
+    params = dict(
+        n_factors=8,
+        loss=loss,
+        n_negatives=2,
+        optimizer="sgd",
+        learning_rate=20.0,
+        regularization=1e-3,
+    )
     fast = MF(max_iter=4, random_state=0, **params).fit(train)
     # A clipping norm that never binds sends each step through autograd instead.
     slow = MF(max_iter=4, random_state=0, clip_grad_norm=1e9, **params).fit(train)
