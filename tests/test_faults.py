@@ -20,7 +20,10 @@ MAX_ITER = 30
 UNREACHED = 10_000
 
 SCRIPT = """
-import json, sys, warnings
+import json, signal, sys, warnings
+# Ctrl-C raises KeyboardInterrupt here even when the test runner was started in the
+# background by a shell, whose children inherit SIGINT ignored (Python then leaves it so).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import skrec
 from skrec.datasets import make_interactions
 
