@@ -137,12 +137,17 @@ def main() -> None:
         bpr = implicit_model(args.quality_epochs)[0]
         model = skrec_model("sgd", 1)  # only for its id encoding
         user_idx = np.searchsorted(model.user_ids_, users)
-        candidates = np.searchsorted(model.item_ids_, np.c_[items, data.negatives])
+        raw = np.c_[items, data.negatives]
+        candidates = np.searchsorted(model.item_ids_, raw)
+        # every test user and candidate item occurs in the training pairs
+        assert (model.user_ids_[user_idx] == users).all()
+        assert (model.item_ids_[candidates] == raw).all()
         scores = np.einsum(
             "nd,nmd->nm",
             bpr.user_factors[user_idx],
             bpr.item_factors[candidates],
         )
+        # rank = negatives scored strictly higher, as rank_against_candidates counts
         report("implicit BPR", (scores[:, 1:] > scores[:, :1]).sum(1), args.quality_epochs)
 
 

@@ -25,7 +25,8 @@ from skrec.data.sampling import NegativeSampler
 
 
 class CatalogNegatives(SASRec):
-    """SASRec whose negatives are drawn from the whole catalog, the user's items included."""
+    """SASRec whose negatives are drawn from the whole catalog, the user's items included
+    (a negative equal to the row's own target is still redrawn)."""
 
     def _prepare(self, data):
         prepared = super()._prepare(data)

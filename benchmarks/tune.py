@@ -117,7 +117,8 @@ GRIDS = {
         # loss is a batch mean: 0.002 x 1024), up to 256 epochs. Their L2 of 0.005 per
         # example is 0.0025 here for the item rows (the penalty's gradient is 2 reg row);
         # their user rows are penalised at each of the 9 examples of a positive, here
-        # once, hence the second value.
+        # once (their users' penalty is ~9 x 0.0025 = 0.0225 in these terms), hence a
+        # second value between the two.
         "MF-sgd": {
             "loss": ["bce"],
             "n_negatives": [8],

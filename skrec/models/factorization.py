@@ -234,12 +234,13 @@ class MF(EventModel):
     side frozen (``max_iter`` epochs of the same loss); for ``loss="mse"`` the history's
     ``weight`` column holds their ratings.
 
-    With ``loss="bpr"`` or ``"bce"`` and ``optimizer="sgd"`` (per-row negatives, no
-    ``clip_grad_norm``) each step is taken in closed form by
+    With ``loss="bpr"`` or ``"bce"`` and ``optimizer="sgd"`` (any sampler but
+    ``in_batch``, no ``clip_grad_norm``) each step is taken in closed form by
     :func:`skrec.nn.factorization.sgd_step`: the update autograd would make, without
     dense gradient tables, about twice as fast on a CPU. ``learning_rate`` applies to the
-    batch mean, so each pair moves its rows by ``learning_rate / batch_size`` times its
-    own gradient.
+    batch's mean loss: with ``bce`` each positive (and its negatives) moves its rows by
+    ``learning_rate / batch_size`` times its own gradient, with ``bpr`` each valid
+    (positive, negative) pair by ``learning_rate`` over the batch's number of valid pairs.
 
     References
     ----------

@@ -141,9 +141,9 @@ def sgd_step(
     the batch's rows are read and written, by ``index_add_``: no dense gradient tables,
     no autograd graph, no optimizer pass over the tables. BPR depends on the scores'
     differences only, so it is computed from ``q_i - q_j`` (one product fewer; the user
-    bias and the offset get no gradient). ``weight_decay`` shrinks every row, as SGD's
-    does. ``trainable`` holds the parameters to update (default: all), e.g. only the
-    user side for a fold-in.
+    bias and the offset get no gradient). ``weight_decay`` shrinks every row of the
+    trained tables, as SGD's does. ``trainable`` holds the parameters to update
+    (default: all), e.g. only the user side for a fold-in.
 
     ``batch`` holds ``query`` (B,), ``item`` (B,), ``negative`` (B, N) and ``valid``
     (B, N) or None.
@@ -180,7 +180,7 @@ def sgd_step(
             count = torch.tensor(float(x.numel()), device=x.device)
         value = per_pair.sum() / count
         step_neg.div_(count).mul_(learning_rate)
-        step_pos = step_neg.sum(1, keepdim=True) if n_neg > 1 else step_neg
+        step_pos = step_neg.sum(1, keepdim=True)  # (B, 1), a new tensor even for N = 1
         if n_neg == 1:  # diff is not needed any more: scale it in place
             user_delta = diff.view(n_rows, -1).mul_(step_neg)
         else:
@@ -225,7 +225,7 @@ def sgd_step(
         updates.append((module.item.weight, items, shrunk(p * step_pos, q_pos)))
         updates.append((module.item.weight, flat_neg, shrunk(down, q_neg).view(-1, p.shape[1])))
     if module.bias and id(module.item_bias.weight) in trained:
-        up = shrunk(step_pos.clone(), bias_pos)  # a copy: step_pos may be step_neg
+        up = shrunk(step_pos, bias_pos)  # step_pos is not needed after this
         updates.append((module.item_bias.weight, items, up))
         updates.append(
             (module.item_bias.weight, flat_neg, shrunk(-step_neg.reshape(-1, 1), bias_neg))

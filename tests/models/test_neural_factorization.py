@@ -89,16 +89,26 @@ def test_closed_form_sgd_step_is_the_autograd_sgd_step(
     assert not torch.equal(model.module_.user.weight, closed.user.weight)
 
 
-@pytest.mark.parametrize("loss", ["bpr", "bce"])
-def test_sgd_fit_is_the_same_with_the_closed_form_step(split, loss):
+@pytest.mark.parametrize(
+    "loss, sampler, weight_decay",
+    [
+        ("bpr", "uniform", 0.0),
+        ("bce", "uniform", 0.0),
+        ("bpr", "hard", 1e-3),
+        ("bce", "popularity", 1e-3),
+    ],
+)
+def test_sgd_fit_is_the_same_with_the_closed_form_step(split, loss, sampler, weight_decay):
     train, test = split
     params = dict(
         n_factors=8,
         loss=loss,
+        sampler=sampler,
         n_negatives=2,
         optimizer="sgd",
         learning_rate=20.0,
         regularization=1e-3,
+        weight_decay=weight_decay,
     )
     fast = MF(max_iter=4, random_state=0, **params).fit(train)
     # A clipping norm that never binds sends each step through autograd instead.
