@@ -16,6 +16,7 @@ import torch
 from ..data.interactions import Interactions
 from ..data.sampling import SAMPLERS, NegativeSampler, minibatches
 from ..nn import losses
+from ..nn.factorization import CLOSED_FORM_LOSSES, DotProduct, sgd_step
 from ..training import TRAINING_CONSTRAINTS, TorchRecommender, _local_seed
 from ..utils.validation import Interval, StrOptions
 
@@ -127,6 +128,32 @@ class EventModel(TorchRecommender):
                     if negative.dim() == 1:  # shared: one row of corrections
                         batch["log_q_neg"] = batch["log_q_neg"][None, :]
             yield batch
+
+    def _regularization(self) -> float:
+        """Weight of the per-example L2 penalty the model's ``_loss`` adds (none here)."""
+        return 0.0
+
+    def _train_step(self, module, batch, parameters, optimizer):
+        # Plain SGD of a dot-product model on bpr/bce with per-row negatives: the same
+        # step in closed form (skrec.nn.factorization.sgd_step), without autograd.
+        closed_form = (
+            isinstance(module, DotProduct)
+            and self.loss in CLOSED_FORM_LOSSES
+            and self.optimizer == "sgd"
+            and self.clip_grad_norm is None
+            and batch["negative"].dim() == 2  # per-row negatives (not in-batch)
+        )
+        if not closed_form:
+            return super()._train_step(module, batch, parameters, optimizer)
+        return sgd_step(
+            module,
+            batch,
+            self.loss,
+            self.learning_rate,
+            self._regularization(),
+            self.weight_decay,
+            trainable=parameters,
+        )
 
     def _loss(self, module, batch) -> torch.Tensor:
         query, item = batch["query"], batch["item"]

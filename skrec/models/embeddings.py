@@ -68,6 +68,13 @@ class Item2Vec(EventModel):
     module_ : skrec.nn.factorization.DotProduct
         Centre vectors as its ``user`` table, context vectors as its ``item`` table.
 
+    Notes
+    -----
+    With ``optimizer="sgd"`` (word2vec's optimizer; any sampler but ``in_batch``, no
+    ``clip_grad_norm``) each step is taken in closed form, as for :class:`skrec.MF`: the
+    update autograd would make, computed from the batch's rows
+    (:func:`skrec.nn.factorization.sgd_step`).
+
     References
     ----------
     O. Barkan and N. Koenigstein. Item2Vec: Neural Item Embedding for Collaborative

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from ..base import INDEX_KINDS, BaseRecommender, UserContext
-from ..nn.factorization import CLOSED_FORM_LOSSES, DotProduct, sgd_step
+from ..nn.factorization import DotProduct
 from ..nn.factorization import NeuMF as NeuMFModule
 from ..nn.layers import lookup
 from ..training import document_training_parameters
@@ -332,24 +332,8 @@ class MF(EventModel):
             loss = loss + self.regularization * penalty
         return loss
 
-    def _train_step(self, module, batch, parameters, optimizer):
-        closed_form = (
-            self.loss in CLOSED_FORM_LOSSES
-            and self.optimizer == "sgd"
-            and self.clip_grad_norm is None
-            and batch["negative"].dim() == 2  # per-row negatives (not in-batch)
-        )
-        if not closed_form:
-            return super()._train_step(module, batch, parameters, optimizer)
-        return sgd_step(
-            module,
-            batch,
-            self.loss,
-            self.learning_rate,
-            self.regularization,
-            self.weight_decay,
-            trainable=parameters,
-        )
+    def _regularization(self) -> float:
+        return self.regularization
 
     def _fit(self, data, y):
         super()._fit(data, y)

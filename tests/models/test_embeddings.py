@@ -26,6 +26,18 @@ def test_beats_popular(split, window):
     assert evaluate(model, test)["ndcg@10"] > 1.8 * popular, window
 
 
+@pytest.mark.parametrize("window", [None, 3])
+def test_sgd_fit_is_the_same_with_the_closed_form_step(split, window):
+    train, _ = split
+    params = dict(n_factors=8, window=window, optimizer="sgd", learning_rate=5.0, max_iter=3)
+    fast = Item2Vec(random_state=0, **params).fit(train)
+    # A clipping norm that never binds sends each step through autograd instead.
+    slow = Item2Vec(random_state=0, clip_grad_norm=1e9, **params).fit(train)
+    np.testing.assert_allclose(fast.item_factors_, slow.item_factors_, atol=1e-4)
+    np.testing.assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5)
+    assert fast.loss_curve_[-1] < fast.loss_curve_[0]  # it trained
+
+
 def test_items_that_always_co_occur_are_most_similar():
     # Users hold one of four disjoint item groups; items of a group should be neighbours.
     rng = np.random.RandomState(0)
