@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skrec.bench import _prepare, load_config, make_model
+from skrec.bench import _prepare, _summary, load_config, make_model
 
 
 def main() -> None:
@@ -55,9 +55,8 @@ def main() -> None:
         f"(validation NDCG@10 {state['best_score']:.4f}), {state['seconds']:,.0f} s of training"
     )
     for name, per_user in result.items():
-        per_user = np.asarray(per_user, dtype=float)
-        half = 1.96 * per_user.std(ddof=1) / np.sqrt(len(per_user))
-        print(f"  test {name}: {per_user.mean():.4f} ± {half:.4f}")
+        mean, half = _summary(np.asarray(per_user, dtype=float))  # as skrec bench reports
+        print(f"  test {name}: {mean:.4f} ± {half:.4f}")
 
 
 if __name__ == "__main__":
