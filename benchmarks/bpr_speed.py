@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from skrec import MF
 from skrec.datasets import load_ml_1m_ncf
-from skrec.model_selection import rank_against_candidates
+from skrec.model_selection import _rank_metric, rank_against_candidates
 
 IMPLICIT_LR, IMPLICIT_REG = 0.01, 0.01
 
@@ -82,7 +82,8 @@ def main() -> None:
         one = skrec_model(optimizer, 1).training_seconds_
         return (skrec_model(optimizer, 1 + args.epochs).training_seconds_ - one) / args.epochs
 
-    seen = skrec_model("sgd", 1)._seen.tocsr()  # users x items in skrec's encoding
+    encoder = skrec_model("sgd", 1)  # its id encoding serves implicit too
+    seen = encoder._seen.tocsr()  # users x items in skrec's encoding
 
     def implicit_model(epochs):
         from implicit.bpr import BayesianPersonalizedRanking
@@ -135,26 +136,25 @@ def main() -> None:
             ranks = rank_against_candidates(model, users, items, data.negatives)
             report(f"skrec MF {optimizer}", ranks, args.quality_epochs)
         bpr = implicit_model(args.quality_epochs)[0]
-        model = skrec_model("sgd", 1)  # only for its id encoding
-        user_idx = np.searchsorted(model.user_ids_, users)
+        user_idx = np.searchsorted(encoder.user_ids_, users)
+        assert (encoder.user_ids_[user_idx] == users).all()  # every test user trained
         raw = np.c_[items, data.negatives]
-        candidates = np.searchsorted(model.item_ids_, raw)
-        # every test user and candidate item occurs in the training pairs
-        assert (model.user_ids_[user_idx] == users).all()
-        assert (model.item_ids_[candidates] == raw).all()
+        candidates = np.searchsorted(encoder.item_ids_, raw).clip(max=len(encoder.item_ids_) - 1)
+        known = encoder.item_ids_[candidates] == raw  # a few test and listed items never train
         scores = np.einsum(
             "nd,nmd->nm",
             bpr.user_factors[user_idx],
             bpr.item_factors[candidates],
         )
-        # rank = negatives scored strictly higher, as rank_against_candidates counts
+        # Unknown items rank last, and the rank counts negatives scored strictly higher,
+        # as in rank_against_candidates.
+        scores = np.where(known, scores, -np.inf)
         report("implicit BPR", (scores[:, 1:] > scores[:, :1]).sum(1), args.quality_epochs)
 
 
 def report(name, ranks, epochs):
-    hits = ranks < 10
-    ndcg = np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0)
-    print(f"{name:>14}: {epochs} epochs, HR@10 {hits.mean():.4f}, NDCG@10 {ndcg.mean():.4f}")
+    hr, ndcg = (_rank_metric(metric, ranks, 10).mean() for metric in ("hr", "ndcg"))
+    print(f"{name:>14}: {epochs} epochs, HR@10 {hr:.4f}, NDCG@10 {ndcg:.4f}")
 
 
 if __name__ == "__main__":
