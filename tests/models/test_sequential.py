@@ -168,6 +168,26 @@ def test_sasrec_sampled_losses_learn(loss, ordered):
     assert evaluate(model.fit(train), test)["ndcg@10"] > 1.5 * popular
 
 
+def test_gbce_learns_after_its_slow_start(ordered):
+    """Calibrated gBCE (t = 0.75, so the positive weighs β ≈ 0.4) first sits near the
+    trivial balance where every score is equal (still at the popularity level after
+    20 epochs here, where BCE has already learned); it is a slow start, not a
+    collapse: given the epochs it reaches BCE's level."""
+    train, test = ordered
+    popular = evaluate(Popular().fit(train), test)["ndcg@10"]
+    model = SASRec(
+        n_factors=32,
+        max_len=20,
+        loss="gbce",
+        gbce_t=0.75,
+        n_negatives=16,
+        max_iter=80,
+        learning_rate=5e-3,
+        random_state=0,
+    )
+    assert evaluate(model.fit(train), test)["ndcg@10"] > 4 * popular
+
+
 def test_gbce_with_t_zero_is_bce(ordered):
     train, _ = ordered
     params = dict(n_factors=8, max_len=12, n_negatives=4, max_iter=1, random_state=0)
