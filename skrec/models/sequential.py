@@ -53,7 +53,10 @@ SEQUENCE_PARAMETERS_DOC = """\
         The others use ``n_negatives`` uniform negatives, not among the user's items:
         one per position when ``n_negatives=1`` (the original SASRec's ``bce``), else
         ``n_negatives`` per sequence shared by its positions. ``gbce`` is gSASRec's
-        generalised BCE with calibration ``gbce_t``.
+        generalised BCE with calibration ``gbce_t``. ``bce`` with several negatives
+        and ``gbce`` add one learned logit to every score in the loss, started at the
+        loss's equal-score balance ``log(β / n_negatives)``; rankings do not see it
+        (docs/models.md, "Score offset").
     n_negatives : int, default=1
     gbce_t : float, default=0.75
     logits_dtype : {"float32", "bfloat16"}, default="float32"
@@ -89,6 +92,26 @@ class SequentialModel(TorchRecommender):
         return shifted_targets(sequences)
 
     # -------------------------------------------------------------- training
+    def _encoder(self, data: Interactions) -> torch.nn.Module:
+        """The model's encoder, a :class:`skrec.nn.sequential.SequenceEncoder`."""
+        raise NotImplementedError
+
+    def _build_module(self, data: Interactions) -> torch.nn.Module:
+        """The encoder, with a score offset where the loss needs one.
+
+        ``bce`` and ``gbce`` with many negatives are stationary with every score at
+        ``log(β / n_negatives)`` (-6.7 in gSASRec's ML-1M setting). Scores start near 0,
+        and without an offset the encoder must first build that shift into every
+        score from the embeddings, sitting at the popularity level meanwhile (for tens
+        of epochs on ML-1M). One learned logit started there removes that start; all
+        items share it, so rankings ignore it.
+        """
+        module = self._encoder(data)
+        offset = losses.balance_logit(self.loss, self.n_negatives, data.n_items, self.gbce_t)
+        if offset:
+            module.score_offset = torch.nn.Parameter(torch.tensor(offset))
+        return module
+
     def _prepare(self, data: Interactions) -> Sequences:
         self.max_len_ = int(self.max_len)  # inference reads the fitted length
         sequences, lengths = padded_sequences(data.indptr, data.item, self._window())
@@ -147,6 +170,8 @@ class SequentialModel(TorchRecommender):
             negative = negative[:, None, :].expand(-1, targets.shape[1], -1)[where]
         if bias is not None:
             pos, neg = pos + bias[target], neg + bias[negative]
+        if module.score_offset is not None:
+            pos, neg = pos + module.score_offset, neg + module.score_offset
         return losses.ranking_loss(
             self.loss, pos, neg, valid=valid, n_items=module.n_items, gbce_t=self.gbce_t
         )
@@ -292,7 +317,7 @@ class SASRec(SequentialModel):
     ):
         _init_sequence_params(self, locals())
 
-    def _build_module(self, data):
+    def _encoder(self, data):
         return self._transformer(data.n_items, causal=True, feedforward=1)
 
 
@@ -389,7 +414,7 @@ class BERT4Rec(SequentialModel):
     ):
         _init_sequence_params(self, locals())
 
-    def _build_module(self, data):
+    def _encoder(self, data):
         return self._transformer(
             data.n_items, causal=False, feedforward=4, activation="gelu", head=self.output_head
         )
@@ -478,7 +503,7 @@ class GRU4Rec(SequentialModel):
     ):
         _init_sequence_params(self, locals())
 
-    def _build_module(self, data):
+    def _encoder(self, data):
         return GRU(data.n_items, self.n_factors, self.n_layers, self.dropout)
 
 

@@ -8,6 +8,8 @@ hit of in-batch or unrejected sampling). Every loss returns the mean over the ba
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -49,9 +51,26 @@ def gbce(
 
     References: A. Petrov and C. Macdonald. gSASRec. RecSys 2023.
     """
-    alpha = neg.shape[1] / max(n_items - 1, 1)
-    beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    beta = gbce_beta(neg.shape[1], n_items, t)
     return (beta * F.softplus(-pos) + _masked(F.softplus(neg), valid).sum(1)).mean()
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """gBCE's power on the positive's probability, ``α (t (1 - 1/α) + 1/α)`` with the
+    sampling rate ``α = n_negatives / (n_items - 1)``; 1 at ``t = 0``."""
+    alpha = n_negatives / max(n_items - 1, 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def balance_logit(name: str, n_negatives: int, n_items: int, gbce_t: float = 0.75) -> float:
+    """The score at which ``bce`` or ``gbce`` is stationary when every item scores the
+    same: ``β (1 - σ) = N σ``, so ``σ = β / (β + N)`` and the logit is ``log(β / N)``
+    (0 for one-negative BCE). The other losses do not change when every score moves
+    together: 0."""
+    if name not in ("bce", "gbce"):
+        return 0.0
+    beta = gbce_beta(n_negatives, n_items, gbce_t) if name == "gbce" else 1.0
+    return math.log(beta / n_negatives)
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor):

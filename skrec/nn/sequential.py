@@ -25,6 +25,9 @@ class SequenceEncoder(nn.Module):
         self.items = nn.Embedding(n_items + 2, d, padding_idx=0)
         nn.init.normal_(self.items.weight[1:], std=d**-0.5)
         self.output_bias: nn.Parameter | None = None
+        #: One logit added to every item's score in sampled losses that are not
+        #: shift-invariant (see ``SequentialModel._build_module``); rankings ignore it.
+        self.score_offset: nn.Parameter | None = None
 
     @property
     def mask_token(self) -> int:

@@ -1,5 +1,7 @@
 """GRU4Rec, SASRec, BERT4Rec: the sequence pipeline, the encoders and the models."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from skrec.data.sequences import mask_items, padded_sequences, shifted_targets, 
 from skrec.datasets import make_interactions
 from skrec.model_selection import LeaveLastOut, evaluate
 from skrec.models import sequential
+from skrec.nn import losses
 from skrec.nn.sequential import GRU, Transformer
 
 SEQUENTIAL = [SASRec, BERT4Rec, GRU4Rec]
@@ -152,15 +155,18 @@ def test_beats_popular_on_ordered_data(cls, ordered):
     assert ndcg > 2 * popular, (ndcg, popular)
 
 
-@pytest.mark.parametrize("loss", ["bce", "sampled_softmax", "bpr"])
-def test_sasrec_sampled_losses_learn(loss, ordered):
+@pytest.mark.parametrize(
+    "loss, n_negatives",
+    [("bce", 1), ("bce", 16), ("gbce", 16), ("sampled_softmax", 16), ("bpr", 1)],
+)
+def test_sasrec_sampled_losses_learn(loss, n_negatives, ordered):
     train, test = ordered
     popular = evaluate(Popular().fit(train), test)["ndcg@10"]
     model = SASRec(
         n_factors=32,
         max_len=20,
         loss=loss,
-        n_negatives=1 if loss in ("bce", "bpr") else 16,
+        n_negatives=n_negatives,
         max_iter=30,
         learning_rate=5e-3,
         random_state=0,
@@ -168,24 +174,38 @@ def test_sasrec_sampled_losses_learn(loss, ordered):
     assert evaluate(model.fit(train), test)["ndcg@10"] > 1.5 * popular
 
 
-def test_gbce_learns_after_its_slow_start(ordered):
-    """Calibrated gBCE (t = 0.75, so the positive weighs β ≈ 0.4) first sits near the
-    trivial balance where every score is equal (still at the popularity level after
-    20 epochs here, where BCE has already learned); it is a slow start, not a
-    collapse: given the epochs it reaches BCE's level."""
+class _NoOffset(SASRec):
+    def _build_module(self, data):
+        module = super()._build_module(data)
+        module.score_offset = None
+        return module
+
+
+def test_score_offset_removes_gbces_slow_start(ordered):
+    """gBCE with 16 negatives is stationary with every score at log(β / 16). Started
+    there, SASRec learns the successor structure within 10 epochs; started at 0, the
+    encoder must first shift every score there and is still at the popularity level."""
     train, test = ordered
     popular = evaluate(Popular().fit(train), test)["ndcg@10"]
-    model = SASRec(
-        n_factors=32,
-        max_len=20,
-        loss="gbce",
-        gbce_t=0.75,
-        n_negatives=16,
-        max_iter=80,
-        learning_rate=5e-3,
-        random_state=0,
-    )
-    assert evaluate(model.fit(train), test)["ndcg@10"] > 4 * popular
+    params = dict(n_factors=32, max_len=20, loss="gbce", gbce_t=0.75, n_negatives=16)
+    params.update(max_iter=10, learning_rate=5e-3, random_state=0)
+    model = SASRec(**params).fit(train)
+    beta = losses.gbce_beta(16, model._train.n_items, 0.75)
+    start = SASRec(**params)._build_module(model._train).score_offset
+    assert float(start.detach()) == pytest.approx(math.log(beta / 16))
+    assert evaluate(model, test)["ndcg@10"] > 4 * popular
+    assert evaluate(_NoOffset(**params).fit(train), test)["ndcg@10"] < 2 * popular
+
+
+@pytest.mark.parametrize(
+    "loss, n_negatives", [("softmax", 1), ("bce", 1), ("sampled_softmax", 16), ("bpr", 4)]
+)
+def test_no_score_offset_where_the_loss_does_not_need_one(loss, n_negatives, ordered):
+    """One-negative BCE (the original SASRec) is balanced at 0, and the softmaxes and
+    BPR do not change when every score moves together: their modules are unchanged."""
+    train, _ = ordered
+    model = SASRec(n_factors=8, max_len=12, loss=loss, n_negatives=n_negatives, max_iter=1)
+    assert model.fit(train).module_.score_offset is None
 
 
 def test_gbce_with_t_zero_is_bce(ordered):

@@ -57,6 +57,25 @@ def test_bce_and_gbce(scores):
     )
 
 
+@pytest.mark.parametrize("name, t", [("bce", 0.0), ("gbce", 0.0), ("gbce", 0.75)])
+@pytest.mark.parametrize("n_negatives", [1, 4, 256])
+def test_balance_logit_is_the_equal_score_stationary_point(name, t, n_negatives):
+    """With every score at the balance logit, moving them all together does not
+    change the loss to first order: the gradient along the common shift is 0."""
+    n_items = 1000
+    logit = losses.balance_logit(name, n_negatives, n_items, gbce_t=t)
+    if name == "bce" or t == 0.0:
+        assert logit == pytest.approx(-math.log(n_negatives))
+    shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    pos = torch.full((3,), logit, dtype=torch.float64) + shift
+    neg = torch.full((3, n_negatives), logit, dtype=torch.float64) + shift
+    loss = losses.ranking_loss(name, pos, neg, n_items=n_items, gbce_t=t)
+    (gradient,) = torch.autograd.grad(loss, shift)
+    assert abs(float(gradient)) < 1e-9
+    for other in ("bpr", "sampled_softmax", "warp"):
+        assert losses.balance_logit(other, n_negatives, n_items) == 0.0
+
+
 def test_sampled_softmax_with_and_without_logq(scores):
     pos, neg, valid = scores
     log_q_pos = torch.log(torch.full((6,), 0.2, dtype=torch.float64))
