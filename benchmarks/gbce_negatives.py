@@ -60,6 +60,8 @@ class PerPositionNegatives(SASRec):
         where = targets > 0
         target = targets[where] - 1
         logits = hidden[where] @ module.item_weight().T  # (M, n_items)
+        if module.score_offset is not None:
+            logits = logits + module.score_offset
         negative = batch["negative"][where]  # (M, N)
         return losses.ranking_loss(
             self.loss,

@@ -350,8 +350,8 @@ class _Reader:
         try:
             module.load_state_dict(tensors, strict=True, assign=True)  # keeps saved dtypes
         except RuntimeError as error:
-            first = str(error).strip().splitlines()[0][:200]
-            raise _FormatError(f"the saved weights do not fit the model ({first})") from error
+            reason = " ".join(str(error).split())[:300]
+            raise _FormatError(f"the saved weights do not fit the model ({reason})") from error
         model.device_ = _usable_device(model.device, strict=False)
         model.module_ = module.to(model.device_).eval()
 

@@ -344,9 +344,10 @@ class _Checkpoint:
             module.load_state_dict(state["module"])
             optimizer.load_state_dict(state["optimizer"])
         except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
             raise ValueError(
-                f"The checkpoint {self.path} cannot be read ({reason}); delete it to start over."
+                f"The checkpoint {self.path} cannot be read ({reason}); it is damaged or was "
+                "written by another version of skrec. Delete it to start over."
             ) from error
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])

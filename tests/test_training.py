@@ -223,7 +223,7 @@ def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_
     files[0].write_bytes(files[0].read_bytes()[:100])  # truncated
     files[1].write_bytes(b"not a checkpoint")
     for n_factors in (4, 8):
-        with pytest.raises(ValueError, match="cannot be read.*delete it"):
+        with pytest.raises(ValueError, match="cannot be read.*Delete it"):
             MF(n_factors=n_factors, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)
 
 

@@ -29,6 +29,16 @@ class SequenceEncoder(nn.Module):
         #: shift-invariant (see ``SequentialModel._build_module``); rankings ignore it.
         self.score_offset: nn.Parameter | None = None
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The offset exists only for some losses and did not exist in files written
+        # before it; rankings never read it, so take whatever the saved state has.
+        key = prefix + "score_offset"
+        if key in state_dict and self.score_offset is None:
+            self.score_offset = nn.Parameter(torch.zeros((), dtype=state_dict[key].dtype))
+        elif key not in state_dict and self.score_offset is not None:
+            self.score_offset = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def mask_token(self) -> int:
         return self.n_items + 1

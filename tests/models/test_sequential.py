@@ -208,6 +208,27 @@ def test_no_score_offset_where_the_loss_does_not_need_one(loss, n_negatives, ord
     assert model.fit(train).module_.score_offset is None
 
 
+def test_weights_with_or_without_the_score_offset_load_either_way(ordered):
+    """Files written before the offset existed (or after ``set_params(loss=...)``)
+    load: the module takes the saved state's offset or none, and ranks the same."""
+    train, _ = ordered
+    params = dict(n_factors=8, max_len=12, n_negatives=4, max_iter=2, random_state=0)
+    model = SASRec(loss="gbce", **params).fit(train)
+    users = train.user_id.unique()[:20]
+    expected = model.recommend(users, k=5)
+    state = model.module_.state_dict()
+    without = {key: value for key, value in state.items() if key != "score_offset"}
+    module = model._build_module(model._train)
+    assert module.score_offset is not None
+    module.load_state_dict(without)
+    assert module.score_offset is None
+    model.module_ = module.eval()
+    np.testing.assert_array_equal(model.recommend(users, k=5), expected)
+    module = SASRec(loss="softmax", **params)._build_module(model._train)
+    module.load_state_dict(state)
+    torch.testing.assert_close(module.score_offset, state["score_offset"])
+
+
 def test_gbce_with_t_zero_is_bce(ordered):
     train, _ = ordered
     params = dict(n_factors=8, max_len=12, n_negatives=4, max_iter=1, random_state=0)
