@@ -2,10 +2,11 @@
 
 skrec's sampled sequence losses draw ``n_negatives`` uniform negatives per sequence,
 shared by its positions, that are not among the user's items. The gSASRec authors draw
-256 per position, uniformly from the whole catalog. On ML-1M and ml-100k the config's
-``SASRec-gbce`` first sits at the popularity level; this trains it for ``--epochs``
-epochs (same seed, validation NDCG@10 on the event before the test one) under one
-variant and prints the curves:
+256 per position, uniformly from the whole catalog. Before skrec's score offset existed
+(``--no-offset`` below), the config's ``SASRec-gbce`` sat at the popularity level for
+its first epochs on ML-1M and ml-100k. This trains it for ``--epochs`` epochs (same
+seed, validation NDCG@10 on the event before the test one) under one variant and
+prints the curves:
 
 - ``reject``: skrec's sampling (the config as it is);
 - ``catalog``: per sequence, from the whole catalog (the user's items included; a
