@@ -60,11 +60,10 @@ def main() -> None:
         start = time.perf_counter()
         model.fit(train)
         seconds = time.perf_counter() - start
-        scores = model.validation_scores_
-        best = max(range(len(scores)), key=scores.__getitem__)
+        best = model.best_iteration_  # the epoch whose weights the fit restored
         print(
-            f"{text}: validation NDCG@10 {scores[best]:.4f} at epoch {best + 1} "
-            f"of {model.n_iter_}, {seconds:.0f} s",
+            f"{text}: validation NDCG@10 {model.validation_scores_[best - 1]:.4f} at "
+            f"epoch {best} of {model.n_iter_}, {seconds:.0f} s",
             flush=True,
         )
 
