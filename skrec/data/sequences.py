@@ -50,10 +50,15 @@ def shifted_targets(sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """Next-item training pairs from (n, max_len + 1) padded sequences.
 
     Returns ``(inputs, targets)``, both (n, max_len): ``targets[:, j]`` is the item that
-    follows ``inputs[:, j]``, and 0 (ignored) where either side is padding.
+    follows ``inputs[:, j]``. Both are 0 where either side is padding, so a row's last
+    event is a target only, never an input: its last real input is the one whose next
+    item is the last event, as the last event is the one inference queries from. (A
+    right-padded row that kept its last event as an input without a target would
+    count its positions from that event, one off from inference.)
     """
     inputs, targets = sequences[:, :-1], sequences[:, 1:]
-    return inputs, targets * (inputs != PAD)
+    targets = targets * (inputs != PAD)
+    return inputs * (targets != PAD), targets
 
 
 def mask_items(

@@ -54,8 +54,27 @@ def test_padded_sequences_keep_the_latest_events(side):
 def test_shifted_targets_pair_each_event_with_the_next():
     sequences = torch.tensor([[4, 2, 5, 0], [7, 0, 0, 0], [0, 3, 8, 6]])  # right, right, left
     inputs, targets = shifted_targets(sequences)
-    assert inputs.tolist() == [[4, 2, 5], [7, 0, 0], [0, 3, 8]]
+    assert inputs.tolist() == [[4, 2, 0], [0, 0, 0], [0, 3, 8]]
     assert targets.tolist() == [[2, 5, 0], [0, 0, 0], [0, 8, 6]]
+
+
+def test_the_last_training_query_sees_what_inference_sees():
+    """Positions count back from a sequence's last event, so the query that learns to
+    predict a user's last event must sit where inference puts its query: its hidden
+    state equals the one `last_hidden` computes from the events before that event."""
+    torch.manual_seed(0)
+    max_len = 6
+    encoder = Transformer(n_items=10, d=8, max_len=max_len, dropout=0.0).eval()
+    data = _events([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3, 5, 8, 9], [7, 2]])  # short, long, two
+    sequences, _ = padded_sequences(data.indptr, data.item, max_len + 1)
+    inputs, targets = shifted_targets(sequences)
+    with torch.no_grad():
+        hidden = encoder(inputs)
+        for row in range(len(inputs)):
+            last = int((targets[row] != 0).nonzero().max())
+            prefix = inputs[row : row + 1, : last + 1]
+            expected = encoder.last_hidden(prefix, torch.tensor([last + 1]))
+            torch.testing.assert_close(hidden[row, last], expected[0])
 
 
 def test_mask_items_masks_real_positions_only_and_every_row():
