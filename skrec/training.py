@@ -326,6 +326,11 @@ class _Checkpoint:
             params.pop(name, None)
         canonical = sorted((name, _sorted_dicts(value)) for name, value in params.items())
         digest = hashlib.sha256(repr(canonical).encode())
+        # A model whose network changed without a parameter to say so names the new
+        # network here, so that no checkpoint of the old one is resumed into it.
+        architecture = getattr(model, "_architecture", None)
+        if architecture is not None:
+            digest.update(architecture.encode())
         data = model._train  # the whole fit data; the validation split follows from the seed
         for array in (data.user, data.item, data.weight):
             digest.update(np.ascontiguousarray(array).tobytes())

@@ -227,6 +227,20 @@ def test_checkpoints_are_per_parameters_and_unreadable_ones_are_reported(X, tmp_
             MF(n_factors=n_factors, max_iter=2, random_state=0, checkpoint_dir=tmp_path).fit(X)
 
 
+def test_a_checkpoint_of_another_network_is_not_resumed(X, tmp_path, monkeypatch):
+    """A network changed without a parameter to say so (SASRec's encoder in stop 17)
+    names itself in the fingerprint: the same parameters then start afresh instead of
+    loading the other network's weights."""
+    params = dict(SEQ_PARAMS, max_iter=2)
+    SASRec(checkpoint_dir=tmp_path, **params).fit(X)
+    monkeypatch.setattr(SASRec, "_architecture", "another-network")
+    model = SASRec(checkpoint_dir=tmp_path, **params).fit(X)
+    assert len(list(tmp_path.glob("SASRec-*.pt"))) == 2 and model.n_iter_ == 2
+    monkeypatch.setattr(SASRec, "_architecture", None)  # a model that names none
+    SASRec(checkpoint_dir=tmp_path, **params).fit(X)
+    assert len(list(tmp_path.glob("SASRec-*.pt"))) == 3
+
+
 def test_a_finished_checkpointed_fit_extends_with_more_epochs(X, tmp_path):
     params = SEQ_PARAMS
     direct = SASRec(max_iter=5, **params).fit(X)

@@ -260,9 +260,14 @@ class SASRec(SequentialModel):
 
     Notes
     -----
-    Padding goes on the right, so the causal attention needs no padding mask; learned
-    positions count back from the last event, as with the paper's left padding. Blocks
-    are pre-norm (layer norm before attention and feed-forward, one after the last).
+    The encoder is the SASRec authors' (as in Klenitskiy & Vasilev's PyTorch code, whose
+    figures the benchmarks compare with): in each block the queries are the layer-normed
+    input and the keys and values the input itself, the residual stream is normalised
+    again before the feed-forward layer, and a layer norm follows the last block;
+    embeddings and weights start from N(0, 0.02²). Padding goes on the right, so the
+    causal attention needs no padding mask, and learned positions count from each
+    sequence's first event. On ML-1M this encoder reaches in 9 epochs the validation
+    NDCG@10 a generic pre-norm transformer reached in 21 (docs/benchmarks.md).
 
     References
     ----------
@@ -287,6 +292,9 @@ class SASRec(SequentialModel):
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "dim_feedforward": [Interval(Integral, 1, None, closed="left"), None],
     }
+    #: The encoder since stop 17 (the SASRec authors' block); checkpoints of the earlier
+    #: pre-norm one carry no such name and are not resumed into it.
+    _architecture = "sasrec-block"
 
     def __init__(
         self,
@@ -318,7 +326,14 @@ class SASRec(SequentialModel):
         _init_sequence_params(self, locals())
 
     def _encoder(self, data):
-        return self._transformer(data.n_items, causal=True, feedforward=1)
+        return self._transformer(
+            data.n_items,
+            causal=True,
+            feedforward=1,
+            wiring="sasrec",
+            positions="from_start",
+            init_std=0.02,
+        )
 
 
 @document_training_parameters

@@ -54,9 +54,17 @@ class SequenceEncoder(nn.Module):
 
 
 class _Block(nn.Module):
-    """Pre-norm transformer block: x + attention(LN x), then x + feed-forward(LN x)."""
+    """One transformer block, wired one of two ways (``wiring``):
 
-    def __init__(self, d, n_heads, dim_feedforward, dropout, activation):
+    - ``"pre_norm"``: ``x + attention(LN x)``, then ``x + feed-forward(LN x)``, with
+      dropout on the attention's output too;
+    - ``"sasrec"``, the SASRec authors' block: the queries are ``LN1 x`` and the keys and
+      values ``x``; ``y = LN1 x + attention``, then ``LN2 y + feed-forward(LN2 y)``. The
+      residual stream is normalised in every block, and the attention's output has no
+      dropout (its weights have).
+    """
+
+    def __init__(self, d, n_heads, dim_feedforward, dropout, activation, wiring="pre_norm"):
         super().__init__()
         self.n_heads = n_heads
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -65,6 +73,7 @@ class _Block(nn.Module):
         self.ff1, self.ff2 = nn.Linear(d, dim_feedforward), nn.Linear(dim_feedforward, d)
         self.activation = activation
         self.dropout = dropout
+        self.sasrec = wiring == "sasrec"
 
     def forward(self, x, attn_mask, causal, rows=None):
         """``x`` (B, L, D) -> (B, L, D); with ``rows`` (B,) only the query at each row's
@@ -72,24 +81,33 @@ class _Block(nn.Module):
         giving (B, 1, D): inference needs the last position only."""
         B, L, D = x.shape
         h = self.norm1(x)
-        if rows is None:
+        keys = x if self.sasrec else h  # what keys and values are computed from
+        residual = h if self.sasrec else x
+        weight, bias = self.qkv.weight, self.qkv.bias
+        if rows is not None:
+            picked = torch.arange(B, device=x.device)
+            h, residual = h[picked, rows][:, None], residual[picked, rows][:, None]
+            causal = False  # the keys after `rows` are padding, masked by attn_mask
+        if rows is None and not self.sasrec:  # one product for q, k and v
             qkv = self.qkv(h).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
         else:
-            picked = torch.arange(B, device=x.device)
-            x = x[picked, rows][:, None]  # (B, 1, D)
-            weight, bias = self.qkv.weight, self.qkv.bias
-            q = F.linear(h[picked, rows][:, None], weight[:D], bias[:D])
-            q = q.view(B, 1, self.n_heads, -1).transpose(1, 2)
-            kv = F.linear(h, weight[D:], bias[D:]).view(B, L, 2, self.n_heads, -1)
+            q = F.linear(h, weight[:D], bias[:D]).view(B, -1, self.n_heads, D // self.n_heads)
+            q = q.transpose(1, 2)
+            kv = F.linear(keys, weight[D:], bias[D:]).view(B, L, 2, self.n_heads, -1)
             k, v = kv.permute(2, 0, 3, 1, 4)
-            causal = False  # the keys after `rows` are padding, masked by attn_mask
         p = self.dropout if self.training else 0.0
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal
         )  # (B, heads, L or 1, D / heads)
-        x = x + F.dropout(self.out(attended.transpose(1, 2).reshape(B, -1, D)), p, self.training)
-        h = F.dropout(self.activation(self.ff1(self.norm2(x))), p, self.training)
+        out = self.out(attended.transpose(1, 2).reshape(B, -1, D))
+        if self.sasrec:
+            x = self.norm2(residual + out)
+            h = x
+        else:
+            x = residual + F.dropout(out, p, self.training)
+            h = self.norm2(x)
+        h = F.dropout(self.activation(self.ff1(h)), p, self.training)
         return x + F.dropout(self.ff2(h), p, self.training)
 
 
@@ -98,8 +116,12 @@ class Transformer(SequenceEncoder):
 
     ``causal=True`` (SASRec): position j attends to positions ≤ j, so right padding
     needs no mask. ``causal=False`` (BERT4Rec): every real position attends to every
-    real position. Positions are counted back from each sequence's last event (the
-    last event always has position ``max_len - 1``), as with left padding.
+    real position. ``positions="from_end"`` counts positions back from each sequence's
+    last event (the last event always has position ``max_len - 1``), as with left
+    padding; ``"from_start"`` counts them from its first. ``wiring`` is the blocks'
+    (see :class:`_Block`). ``init_std`` draws the item and position embeddings and the
+    blocks' linear weights from N(0, init_std²), with zero biases; None keeps
+    N(0, 1/d) for the embeddings and torch's default for the linear layers.
     """
 
     def __init__(
@@ -114,6 +136,9 @@ class Transformer(SequenceEncoder):
         causal: bool = True,
         activation: str = "relu",
         head: bool = False,
+        wiring: str = "pre_norm",
+        positions: str = "from_end",
+        init_std: float | None = None,
     ):
         super().__init__(n_items, d)
         if d % n_heads:
@@ -122,9 +147,19 @@ class Transformer(SequenceEncoder):
         self.positions = nn.Embedding(max_len, d)
         nn.init.normal_(self.positions.weight, std=d**-0.5)
         act = {"relu": F.relu, "gelu": F.gelu}[activation]
+        if wiring not in ("pre_norm", "sasrec") or positions not in ("from_end", "from_start"):
+            raise ValueError(f"Unknown wiring {wiring!r} or positions {positions!r}.")
+        self.from_start = positions == "from_start"
         self.blocks = nn.ModuleList(
-            _Block(d, n_heads, dim_feedforward, dropout, act) for _ in range(n_layers)
+            _Block(d, n_heads, dim_feedforward, dropout, act, wiring) for _ in range(n_layers)
         )
+        if init_std is not None:
+            for layer in self.blocks.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=init_std)
+                    nn.init.zeros_(layer.bias)
+            nn.init.normal_(self.items.weight[1:], std=init_std)
+            nn.init.normal_(self.positions.weight, std=init_std)
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)
         if head:  # BERT's masked-LM head: dense + GELU + layer norm, and an item bias
@@ -138,9 +173,11 @@ class Transformer(SequenceEncoder):
         real = sequences != 0
         lengths = real.sum(1, keepdim=True)
         L = sequences.shape[1]
-        position = (torch.arange(L, device=sequences.device) + self.max_len - lengths).clamp(
-            0, self.max_len - 1
-        )
+        position = torch.arange(L, device=sequences.device)
+        if self.from_start:
+            position = position.clamp(max=self.max_len - 1)[None]
+        else:
+            position = (position + self.max_len - lengths).clamp(0, self.max_len - 1)
         x = lookup(self.items, sequences) * self.scale + lookup(self.positions, position)
         x = self.dropout(x) * real[..., None]
         keys = real[:, None, None, :]  # (B, 1, 1, L)

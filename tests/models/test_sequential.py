@@ -58,13 +58,20 @@ def test_shifted_targets_pair_each_event_with_the_next():
     assert targets.tolist() == [[2, 5, 0], [0, 0, 0], [0, 8, 6]]
 
 
-def test_the_last_training_query_sees_what_inference_sees():
-    """Positions count back from a sequence's last event, so the query that learns to
-    predict a user's last event must sit where inference puts its query: its hidden
-    state equals the one `last_hidden` computes from the events before that event."""
+#: SASRec's encoder options (the SASRec authors' block); the defaults are BERT4Rec's.
+SASREC_ENCODER = {"wiring": "sasrec", "positions": "from_start", "init_std": 0.02}
+ENCODERS = pytest.mark.parametrize("options", [{}, SASREC_ENCODER], ids=["pre_norm", "sasrec"])
+
+
+@ENCODERS
+def test_the_last_training_query_sees_what_inference_sees(options):
+    """The query that learns to predict a user's last event must sit where inference
+    puts its query (with positions counted back from the last event, the pairs of
+    stop 16 had it one off): its hidden state equals the one `last_hidden` computes
+    from the events before that event."""
     torch.manual_seed(0)
     max_len = 6
-    encoder = Transformer(n_items=10, d=8, max_len=max_len, dropout=0.0).eval()
+    encoder = Transformer(n_items=10, d=8, max_len=max_len, dropout=0.0, **options).eval()
     data = _events([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3, 5, 8, 9], [7, 2]])  # short, long, two
     sequences, _ = padded_sequences(data.indptr, data.item, max_len + 1)
     inputs, targets = shifted_targets(sequences)
@@ -95,9 +102,10 @@ def test_trim_drops_shared_padding_columns():
 
 
 # ------------------------------------------------------------------- the encoders
-def test_causal_transformer_ignores_later_events_and_padding():
+@ENCODERS
+def test_causal_transformer_ignores_later_events_and_padding(options):
     torch.manual_seed(0)
-    model = Transformer(20, d=16, n_layers=2, n_heads=2, dim_feedforward=32, max_len=8).eval()
+    model = Transformer(20, 16, 2, 2, 32, max_len=8, **options).eval()
     a = torch.tensor([[1, 2, 3, 4, 5, 0, 0, 0]])
     b = torch.tensor([[1, 2, 3, 9, 7, 0, 0, 0]])  # same length, other later events
     with torch.no_grad():
@@ -105,6 +113,51 @@ def test_causal_transformer_ignores_later_events_and_padding():
     torch.testing.assert_close(ha[:, :3], hb[:, :3], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(ha[:, 3], hb[:, 3])
     torch.testing.assert_close(ha[:, :5], short, atol=1e-5, rtol=1e-5)
+
+
+def test_sasrec_block_is_the_sasrec_authors_formula():
+    """One block of SASRec's encoder, written out: queries from LN1(x), keys and values
+    from x, y = LN2(LN1(x) + attention), output y + FFN(y); positions from the first
+    event; the final layer norm after it."""
+    torch.manual_seed(0)
+    d, n_heads = 8, 2
+    model = Transformer(12, d, 1, n_heads, 16, dropout=0.0, max_len=6, **SASREC_ENCODER).eval()
+    block = model.blocks[0]
+    for parameter in model.parameters():  # away from the zero biases and unit norms
+        torch.nn.init.normal_(parameter, std=0.3)
+    sequences = torch.tensor([[3, 1, 4, 0], [5, 9, 2, 6]])
+    real = (sequences != 0).float()[..., None]
+    x = (model.items(sequences) * d**0.5 + model.positions.weight[:4]) * real
+    wq, wk, wv = block.qkv.weight.split(d)
+    bq, bk, bv = block.qkv.bias.split(d)
+    h = block.norm1(x)
+    q, k, v = h @ wq.T + bq, x @ wk.T + bk, x @ wv.T + bv
+    causal = torch.ones(4, 4).tril().bool()
+    heads = []
+    for part in range(n_heads):
+        cols = slice(part * d // n_heads, (part + 1) * d // n_heads)
+        logits = q[..., cols] @ k[..., cols].transpose(1, 2) / (d // n_heads) ** 0.5
+        heads.append(logits.masked_fill(~causal, -torch.inf).softmax(-1) @ v[..., cols])
+    y = block.norm2(h + block.out(torch.cat(heads, -1)))
+    expected = model.norm(y + block.ff2(torch.relu(block.ff1(y))))
+    with torch.no_grad():
+        torch.testing.assert_close(model(sequences)[1], expected[1].detach())
+        torch.testing.assert_close(model(sequences)[0, :3], expected[0, :3].detach())
+
+
+def test_init_std_draws_the_embeddings_and_weights():
+    torch.manual_seed(0)
+    model = Transformer(3000, 64, 2, 1, 64, max_len=200, **SASREC_ENCODER)
+    for weight in (model.item_weight(), model.positions.weight, model.blocks[0].qkv.weight):
+        assert abs(weight.std().item() - 0.02) < 0.002
+    assert not model.blocks[1].ff2.bias.any()
+    default = Transformer(3000, 64, 2, 1, 64, max_len=200)
+    assert abs(default.item_weight().std().item() - 64**-0.5) < 0.01
+
+
+def test_unknown_wiring_is_refused():
+    with pytest.raises(ValueError, match="wiring"):
+        Transformer(10, 8, wiring="post_norm")
 
 
 def test_bidirectional_transformer_reads_both_sides():
@@ -342,9 +395,10 @@ def test_early_stopping_on_every_users_last_event(ordered):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_last_hidden_computes_only_the_last_query_but_agrees(causal):
+@ENCODERS
+def test_last_hidden_computes_only_the_last_query_but_agrees(causal, options):
     torch.manual_seed(0)
-    model = Transformer(30, 16, 3, 2, 32, max_len=8, causal=causal).eval()
+    model = Transformer(30, 16, 3, 2, 32, max_len=8, causal=causal, **options).eval()
     sequences = torch.tensor([[1, 2, 3, 4, 0, 0], [5, 6, 0, 0, 0, 0], [7, 8, 9, 10, 11, 12]])
     lengths = torch.tensor([4, 2, 6])
     with torch.no_grad():
