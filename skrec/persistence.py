@@ -208,6 +208,9 @@ class _Writer:
                     raise TypeError(f"{type(model).__name__}.{name}: only module_ can be saved.")
                 tensors = {k: self.tensor(v) for k, v in value.state_dict().items()}
                 state[name] = {_TYPE: "module", "tensors": tensors}
+                architecture = getattr(model, "_architecture", None)
+                if architecture is not None:  # the network, where a model names it
+                    state[name]["architecture"] = architecture
             else:
                 state[name] = self.value(value, f"{type(model).__name__}.{name}")
         return {
@@ -344,6 +347,15 @@ class _Reader:
         """Rebuild ``model.module_`` from the hyper-parameters, then load the weights."""
         from .training import _GLOBAL_RNG_LOCK, _usable_device
 
+        saved, current = spec.get("architecture"), getattr(model, "_architecture", None)
+        if saved != current:  # same weight names, another network: refuse, never mix
+            raise ValueError(
+                f"The file's {type(model).__name__} was fitted with the network "
+                f"{saved or 'of an earlier skrec'!r}; this skrec ({_skrec_version()}) "
+                f"builds {current or 'another one'!r}, and the weights would not mean "
+                "the same. Refit the model with this skrec (its hyper-parameters are in "
+                "the file's model.json)."
+            )
         tensors = {k: self.tensor(v) for k, v in spec.get("tensors", {}).items()}
         with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # init draws random weights
             module = model._build_module(model._train)
