@@ -208,9 +208,8 @@ class _Writer:
                     raise TypeError(f"{type(model).__name__}.{name}: only module_ can be saved.")
                 tensors = {k: self.tensor(v) for k, v in value.state_dict().items()}
                 state[name] = {_TYPE: "module", "tensors": tensors}
-                architecture = getattr(model, "_architecture", None)
-                if architecture is not None:  # the network, where a model names it
-                    state[name]["architecture"] = architecture
+                if model._architecture is not None:  # see TorchRecommender._architecture
+                    state[name]["architecture"] = model._architecture
             else:
                 state[name] = self.value(value, f"{type(model).__name__}.{name}")
         return {
@@ -347,7 +346,7 @@ class _Reader:
         """Rebuild ``model.module_`` from the hyper-parameters, then load the weights."""
         from .training import _GLOBAL_RNG_LOCK, _usable_device
 
-        saved, current = spec.get("architecture"), getattr(model, "_architecture", None)
+        saved, current = spec.get("architecture"), model._architecture
         if saved != current:  # same weight names, another network: refuse, never mix
             raise ValueError(
                 f"The file's {type(model).__name__} was fitted with the network "

@@ -122,6 +122,11 @@ class TorchRecommender(BaseRecommender):
     joined).
     """
 
+    #: The network's name, for a model whose network changed without a parameter to say
+    #: so: checkpoint fingerprints and saved files carry it, so that weights of the old
+    #: network (same names) are never loaded into the new one. None: never changed.
+    _architecture: str | None = None
+
     # ------------------------------------------------------------ model hooks
     def _build_module(self, data: Interactions) -> torch.nn.Module:
         raise NotImplementedError
@@ -326,11 +331,8 @@ class _Checkpoint:
             params.pop(name, None)
         canonical = sorted((name, _sorted_dicts(value)) for name, value in params.items())
         digest = hashlib.sha256(repr(canonical).encode())
-        # A model whose network changed without a parameter to say so names the new
-        # network here, so that no checkpoint of the old one is resumed into it.
-        architecture = getattr(model, "_architecture", None)
-        if architecture is not None:
-            digest.update(architecture.encode())
+        if model._architecture is not None:  # see TorchRecommender._architecture
+            digest.update(model._architecture.encode())
         data = model._train  # the whole fit data; the validation split follows from the seed
         for array in (data.user, data.item, data.weight):
             digest.update(np.ascontiguousarray(array).tobytes())

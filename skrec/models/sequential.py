@@ -292,8 +292,8 @@ class SASRec(SequentialModel):
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "dim_feedforward": [Interval(Integral, 1, None, closed="left"), None],
     }
-    #: The encoder since stop 17 (the SASRec authors' block); checkpoints of the earlier
-    #: pre-norm one carry no such name and are not resumed into it.
+    #: The encoder since stop 17 (the SASRec authors' block); checkpoints and files of
+    #: the earlier pre-norm one carry no name and are not loaded into it.
     _architecture = "sasrec-block"
 
     def __init__(
