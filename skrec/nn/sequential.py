@@ -122,6 +122,10 @@ class Transformer(SequenceEncoder):
     (see :class:`_Block`). ``init_std`` draws the item and position embeddings and the
     blocks' linear weights from N(0, init_std²), with zero biases; None keeps
     N(0, 1/d) for the embeddings and torch's default for the linear layers.
+    ``qkv_init="xavier"`` then redraws the query/key/value projection Xavier-uniform
+    over its (3d, d) weight, as torch's ``nn.MultiheadAttention`` draws its input
+    projection (std 0.088 at d=64, against 0.02): the SASRec authors' code builds its
+    attention from that module and draws only the other weights at ``init_std``.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Transformer(SequenceEncoder):
         wiring: str = "pre_norm",
         positions: str = "from_end",
         init_std: float | None = None,
+        qkv_init: str | None = None,
     ):
         super().__init__(n_items, d)
         if d % n_heads:
@@ -149,6 +154,8 @@ class Transformer(SequenceEncoder):
         act = {"relu": F.relu, "gelu": F.gelu}[activation]
         if wiring not in ("pre_norm", "sasrec") or positions not in ("from_end", "from_start"):
             raise ValueError(f"Unknown wiring {wiring!r} or positions {positions!r}.")
+        if qkv_init not in (None, "xavier"):
+            raise ValueError(f"Unknown qkv_init {qkv_init!r}; use None or 'xavier'.")
         self.from_start = positions == "from_start"
         self.blocks = nn.ModuleList(
             _Block(d, n_heads, dim_feedforward, dropout, act, wiring) for _ in range(n_layers)
@@ -160,6 +167,9 @@ class Transformer(SequenceEncoder):
                     nn.init.zeros_(layer.bias)
             nn.init.normal_(self.items.weight[1:], std=init_std)
             nn.init.normal_(self.positions.weight, std=init_std)
+        if qkv_init == "xavier":
+            for block in self.blocks:
+                nn.init.xavier_uniform_(block.qkv.weight)
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)
         if head:  # BERT's masked-LM head: dense + GELU + layer norm, and an item bias

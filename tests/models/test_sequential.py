@@ -59,7 +59,12 @@ def test_shifted_targets_pair_each_event_with_the_next():
 
 
 #: SASRec's encoder options (the SASRec authors' block); the defaults are BERT4Rec's.
-SASREC_ENCODER = {"wiring": "sasrec", "positions": "from_start", "init_std": 0.02}
+SASREC_ENCODER = {
+    "wiring": "sasrec",
+    "positions": "from_start",
+    "init_std": 0.02,
+    "qkv_init": "xavier",
+}
 ENCODERS = pytest.mark.parametrize("options", [{}, SASREC_ENCODER], ids=["pre_norm", "sasrec"])
 
 
@@ -148,9 +153,14 @@ def test_sasrec_block_is_the_sasrec_authors_formula():
 def test_init_std_draws_the_embeddings_and_weights():
     torch.manual_seed(0)
     model = Transformer(3000, 64, 2, 1, 64, max_len=200, **SASREC_ENCODER)
-    for weight in (model.item_weight(), model.positions.weight, model.blocks[0].qkv.weight):
+    block = model.blocks[0]
+    for weight in (model.item_weight(), model.positions.weight, block.out.weight, block.ff1.weight):
         assert abs(weight.std().item() - 0.02) < 0.002
-    assert not model.blocks[1].ff2.bias.any()
+    # q/k/v as torch's nn.MultiheadAttention draws them: Xavier-uniform over (3d, d)
+    bound = (6 / (64 + 3 * 64)) ** 0.5
+    assert block.qkv.weight.abs().max() <= bound
+    assert abs(block.qkv.weight.std().item() - bound / 3**0.5) < 0.005
+    assert not model.blocks[1].ff2.bias.any() and not block.qkv.bias.any()
     default = Transformer(3000, 64, 2, 1, 64, max_len=200)
     assert abs(default.item_weight().std().item() - 64**-0.5) < 0.01
 
@@ -158,6 +168,8 @@ def test_init_std_draws_the_embeddings_and_weights():
 def test_unknown_wiring_is_refused():
     with pytest.raises(ValueError, match="wiring"):
         Transformer(10, 8, wiring="post_norm")
+    with pytest.raises(ValueError, match="qkv_init"):
+        Transformer(10, 8, qkv_init="kaiming")
 
 
 def test_bidirectional_transformer_reads_both_sides():
