@@ -75,6 +75,11 @@ class _Block(nn.Module):
         self.dropout = dropout
         self.sasrec = wiring == "sasrec"
 
+    def __setstate__(self, state):
+        # pickles from before the wiring option (stop 17) were all pre-norm blocks
+        state.setdefault("sasrec", False)
+        super().__setstate__(state)
+
     def forward(self, x, attn_mask, causal, rows=None):
         """``x`` (B, L, D) -> (B, L, D); with ``rows`` (B,) only the query at each row's
         position ``rows`` is computed (keys are all positions allowed by ``attn_mask``),
@@ -177,6 +182,11 @@ class Transformer(SequenceEncoder):
             self.output_bias = nn.Parameter(torch.zeros(n_items))
         else:
             self.head = nn.Identity()
+
+    def __setstate__(self, state):
+        # pickles from before the positions option (stop 17) counted from the end
+        state.setdefault("from_start", False)
+        super().__setstate__(state)
 
     def forward(self, sequences: torch.Tensor, last: torch.Tensor | None = None):
         """Hidden states (B, L, D); with ``last`` (B,) only those positions', (B, D)."""

@@ -1,6 +1,7 @@
 """GRU4Rec, SASRec, BERT4Rec: the sequence pipeline, the encoders and the models."""
 
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -163,6 +164,20 @@ def test_init_std_draws_the_embeddings_and_weights():
     assert not model.blocks[1].ff2.bias.any() and not block.qkv.bias.any()
     default = Transformer(3000, 64, 2, 1, 64, max_len=200)
     assert abs(default.item_weight().std().item() - 64**-0.5) < 0.01
+
+
+def test_a_pickle_from_before_the_encoder_options_keeps_its_network():
+    torch.manual_seed(0)
+    model = Transformer(20, 16, 2, 2, 32, max_len=6).eval()
+    sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    expected = model(sequences).detach()
+    del model.from_start  # what a Transformer pickled before stop 17 lacks
+    for block in model.blocks:
+        del block.sasrec
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.from_start is False and not any(b.sasrec for b in restored.blocks)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(sequences), expected)
 
 
 def test_unknown_wiring_is_refused():
