@@ -64,6 +64,9 @@ class _Block(nn.Module):
       dropout (its weights have).
     """
 
+    #: What a block pickled before the wiring option (stop 17) lacks: it was pre-norm.
+    sasrec = False
+
     def __init__(self, d, n_heads, dim_feedforward, dropout, activation, wiring="pre_norm"):
         super().__init__()
         self.n_heads = n_heads
@@ -74,11 +77,6 @@ class _Block(nn.Module):
         self.activation = activation
         self.dropout = dropout
         self.sasrec = wiring == "sasrec"
-
-    def __setstate__(self, state):
-        # pickles from before the wiring option (stop 17) were all pre-norm blocks
-        state.setdefault("sasrec", False)
-        super().__setstate__(state)
 
     def forward(self, x, attn_mask, causal, rows=None):
         """``x`` (B, L, D) -> (B, L, D); with ``rows`` (B,) only the query at each row's
@@ -133,6 +131,10 @@ class Transformer(SequenceEncoder):
     attention from that module and draws only the other weights at ``init_std``.
     """
 
+    #: What a Transformer pickled before the positions option (stop 17) lacks: its
+    #: positions counted from the end.
+    from_start = False
+
     def __init__(
         self,
         n_items: int,
@@ -182,11 +184,6 @@ class Transformer(SequenceEncoder):
             self.output_bias = nn.Parameter(torch.zeros(n_items))
         else:
             self.head = nn.Identity()
-
-    def __setstate__(self, state):
-        # pickles from before the positions option (stop 17) counted from the end
-        state.setdefault("from_start", False)
-        super().__setstate__(state)
 
     def forward(self, sequences: torch.Tensor, last: torch.Tensor | None = None):
         """Hidden states (B, L, D); with ``last`` (B,) only those positions', (B, D)."""
