@@ -4,8 +4,8 @@ The paper's recipe: the GMF and MLP parts trained with Adam (here the ml-1m-ncf 
 config), then the fused model, started from them, trained with plain SGD. The parts
 do not depend on the fine-tuning rate, so they are fitted once and reused across the
 grid (GridSearchCV would refit them for every candidate). Validation as in
-benchmarks/tune.py: the training pairs shuffled with seed 0, one pair per user held
-out by LeaveLastOut and ranked among 99 sampled negatives. The best rate is stored as
+benchmarks/tune.py: the training pairs in time order, each user's latest held out by
+LeaveLastOut and ranked among 99 sampled negatives. The best rate is stored as
 the "NeuMF-pretrain" entry of skrec/configs/ml-1m-ncf.json.
 
     SKREC_DATA=../shared/data python benchmarks/neumf_finetune.py 0.001,0.01,0.1,1,2,4,8
@@ -30,7 +30,7 @@ def main(rates: list[float]) -> None:
     path = CONFIG_DIR / "ml-1m-ncf.json"
     config = json.loads(path.read_text())
     parts = config["models"]["NeuMF"]
-    train = load_ml_1m_ncf().train.sample(frac=1.0, random_state=0)
+    train = load_ml_1m_ncf(order="time").train
     fitted = {}
     fit_part = factorization.NeuMF._fit_part
 

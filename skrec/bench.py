@@ -130,7 +130,9 @@ def _prepare(dataset, protocol, data_home, random_state):
     if protocol == "ncf":
         if dataset != "ml-1m-ncf":
             raise ValueError("protocol 'ncf' is defined for --dataset ml-1m-ncf only.")
-        data = load_ml_1m_ncf(data_home)
+        # Time order (recovered from ml-1m-seq): early stopping holds out users' latest
+        # training pairs, as the test split holds out their latest event.
+        data = load_ml_1m_ncf(data_home, order="time")
         negatives = data.negatives
 
         def run(model, k, timings):

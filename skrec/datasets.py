@@ -346,13 +346,26 @@ def load_beauty(data_home=None, download: bool = True) -> Bunch:
     return Bunch(interactions=_user_item_lines(folder / "beauty.txt"), name="beauty")
 
 
-def load_ml_1m_ncf(data_home=None, download: bool = True) -> Bunch:
+def load_ml_1m_ncf(data_home=None, download: bool = True, order: str = "file") -> Bunch:
     """The NCF leave-one-out benchmark on MovieLens 1M (He et al. 2017).
 
     Returns a Bunch with ``train`` (``user_id, item_id``), ``test`` (``user_id,
     item_id, weight, timestamp``, one row per user) and ``negatives`` (int array of
     shape (n_test, 99): each test user's listed negative items, aligned with ``test``).
+
+    The training pairs come without timestamps, in the order of MovieLens'
+    ``ratings.dat``, which is not time order within a user. ``order="time"`` adds a
+    ``timestamp`` column that puts each user's pairs in time order: the line of the pair
+    in the SASRec/BERT4Rec file ``ml-1m-seq/ml-1m.txt`` (whose users' events are in time
+    order; it needs that folder too), and -1 for the 593 pairs of the items that file
+    drops (fewer than 5 ratings), which thus count as the oldest. The two files number
+    users and items differently; the correspondence is recovered from the data alone
+    (:func:`_seq_order_of_ncf_pairs`). With it, a user's last training pair is their
+    latest, as the test pair is their latest event: a validation event held out by
+    ``LeaveLastOut`` then mirrors the test split.
     """
+    if order not in ("file", "time"):
+        raise ValueError(f"order must be 'file' or 'time'; got {order!r}.")
     folder = _folder("ml-1m-ncf", data_home, download)
     with gzip.open(folder / "ml-1m.train.pairs.reconstructed.tsv.gz", "rt") as handle:
         train = pd.read_csv(handle, sep="\t", header=None, names=["user_id", "item_id"])
@@ -364,7 +377,57 @@ def load_ml_1m_ncf(data_home=None, download: bool = True) -> Bunch:
     )
     lines = (folder / "ml-1m.test.negative").read_text().split("\n")
     negatives = np.array([line.split("\t")[1:] for line in lines if line], dtype=np.int64)
+    if order == "time":
+        sequences = load_ml_1m_seq(data_home, download).interactions
+        pairs = pd.concat([train, test[["user_id", "item_id"]]], ignore_index=True)
+        line = _seq_order_of_ncf_pairs(pairs, sequences)[: len(train)]
+        train = train.assign(timestamp=line)
     return Bunch(train=train, test=test, negatives=negatives, name="ml-1m-ncf")
+
+
+def _signatures(frame: pd.DataFrame, key: str, members: str) -> pd.Series:
+    """One hash per ``key`` of the sorted ``members`` it occurs with (a set's fingerprint)."""
+    return frame.groupby(key)[members].agg(lambda s: hash(tuple(np.sort(s.to_numpy()))))
+
+
+def _unique_match(left: pd.Series, right: pd.Series) -> dict:
+    """Map the index of ``left`` to that of ``right`` where a value occurs exactly once in each."""
+    left = left[~left.duplicated(keep=False)]
+    right = right[~right.duplicated(keep=False)]
+    inverse = pd.Series(right.index, index=right.to_numpy())
+    shared = left[left.isin(inverse.index)]
+    return dict(zip(shared.index, inverse.loc[shared.to_numpy()].to_numpy(), strict=True))
+
+
+def _seq_order_of_ncf_pairs(pairs: pd.DataFrame, sequences: pd.DataFrame) -> np.ndarray:
+    """The line in ``ml-1m.txt`` of each (user, item) pair of the NCF files; -1 if absent.
+
+    Both files hold MovieLens 1M, numbered differently (NCF: user - 1, items by first
+    appearance in ``ratings.dat``; SASRec: its own order, items with fewer than 5
+    ratings dropped). Items whose rating count is unique in both files are matched by
+    count; users by the set of those items they rated; then every item by the set of
+    its users. Each step must be one-to-one, or the files are not what is expected.
+    """
+    seq_items = _unique_match(sequences.groupby("item_id").size(), pairs.groupby("item_id").size())
+    seeds = sequences[sequences.item_id.isin(seq_items)]
+    seeds = seeds.assign(item_id=seeds.item_id.map(seq_items))
+    users = _unique_match(
+        _signatures(seeds, "user_id", "item_id"),
+        _signatures(pairs[pairs.item_id.isin(seeds.item_id.unique())], "user_id", "item_id"),
+    )
+    if len(users) != sequences.user_id.nunique():
+        raise ValueError("ml-1m.txt and the NCF files do not hold the same users.")
+    mapped = sequences.assign(user_id=sequences.user_id.map(users))
+    items = _unique_match(
+        _signatures(mapped, "item_id", "user_id"), _signatures(pairs, "item_id", "user_id")
+    )
+    if len(items) != mapped.item_id.nunique():
+        raise ValueError("ml-1m.txt's items could not all be matched to the NCF files'.")
+    mapped = mapped.assign(item_id=mapped.item_id.map(items), line=np.arange(len(mapped)))
+    found = pairs.merge(
+        mapped[["user_id", "item_id", "line"]], on=["user_id", "item_id"], how="left"
+    )
+    return found["line"].fillna(-1).to_numpy(np.int64)
 
 
 def load_frappe(data_home=None, download: bool = True) -> Bunch:

@@ -1,12 +1,14 @@
 """The synthetic generator has the structure it promises; loaders read the shared data."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from skrec import Popular
 from skrec.base import BaseRecommender
 from skrec.datasets import (
+    _seq_order_of_ncf_pairs,
     fetch_interactions,
     load_beauty,
     load_diginetica_sample,
@@ -143,3 +145,27 @@ def test_missing_dataset_error_names_the_variable(tmp_path):
 def test_loaders_read_the_shared_layout(folder, loader, check):
     home = data_folder(folder).parent
     assert check(loader(data_home=home))
+
+
+def test_ncf_pairs_in_time_order_put_each_users_latest_last():
+    home = data_folder("ml-1m-ncf").parent
+    data_folder("ml-1m-seq")
+    plain = load_ml_1m_ncf(data_home=home)
+    timed = load_ml_1m_ncf(data_home=home, order="time")
+    assert timed.train[["user_id", "item_id"]].equals(plain.train)
+    line = timed.train.timestamp.to_numpy()
+    # every found pair has its own line of ml-1m.txt; -1 marks the items that file drops
+    assert len(np.unique(line[line >= 0])) == (line >= 0).sum()
+    assert (line < 0).sum() == 593
+    # The test pair is each user's latest event: in the recovered order it comes after
+    # all of the user's training pairs, except where ratings share a second (the SASRec
+    # file orders those its own way) or where its item is one that file drops.
+    pairs = pd.concat([plain.train, plain.test[["user_id", "item_id"]]], ignore_index=True)
+    test_line = _seq_order_of_ncf_pairs(pairs, load_ml_1m_seq(data_home=home).interactions)[
+        len(plain.train) :
+    ]
+    latest = timed.train.groupby("user_id").timestamp.max().loc[plain.test.user_id].to_numpy()
+    assert (test_line > latest).mean() > 0.7
+    assert (test_line >= latest - 2).mean() > 0.9
+    with pytest.raises(ValueError, match="order must be"):
+        load_ml_1m_ncf(data_home=home, order="random")
