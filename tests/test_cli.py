@@ -70,6 +70,7 @@ def test_bench_ml_100k_reproduces_popular(tmp_path):
 
 
 def test_bench_ncf_protocol(tmp_path):
+    data_folder("ml-1m-seq")  # the protocol puts the training pairs in its time order
     record = bench_on_shared_data(
         "ml-1m-ncf", tmp_path, "--dataset", "ml-1m-ncf", "--protocol", "ncf", "--models", "Popular"
     )
