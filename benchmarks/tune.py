@@ -100,7 +100,7 @@ GRIDS = {
         # l1_ratio 0.005..0.02, then max_iter 20/60, then n_neighbors 100/300/None)
         # found alpha=0.1, l1_ratio=0.005, max_iter=60, all neighbours (validation
         # 0.8147); lifting the sign constraint then gave 0.8235 (positive=False, 60
-        # sweeps); this round asks how many sweeps the signed weights need.
+        # sweeps); a round then asked how many sweeps the signed weights need (20).
         # Stop 19, on the time-ordered validation pair: the last round's neighbourhood
         # again, the sign constraint and the sweeps open.
         "SLIM": {
