@@ -4,12 +4,17 @@ Both solve the P2 configuration (alpha=0.1, l1_ratio=0.005, all items as neighbo
 on the item Gram matrix of the ml-1m-ncf training pairs, for the same number of sweeps
 and in the same process: the previous solver (one torch rank-1 update of ``(G @ W).T``
 per coordinate, copied below as it was), with torch's default threads as ``SLIM`` ran
-it or with ``--previous-threads``; then ``skrec.models.linear._slim_coordinate_descent``.
+it or with ``--previous-threads``; then ``skrec.models.linear._slim_coordinate_descent``
+on one BLAS thread and on all cores (``SLIM``'s default ``n_jobs``, which only the
+once-per-block update of ``G @ W`` uses). ``--signed`` solves without the sign
+constraint (``positive=False``, P2's choice since stop 19), where that update is a
+dense product and most of the work.
 The one-minute load average is printed before each timing, since other jobs may share
 the cores. The weights of the two solvers agree to float32 rounding.
 
     SKREC_DATA=/work/shared/data python benchmarks/slim_speed.py --sweeps 3
     SKREC_DATA=/work/shared/data python benchmarks/slim_speed.py --sweeps 60 --previous-threads 1
+    SKREC_DATA=/work/shared/data python benchmarks/slim_speed.py --sweeps 8 --signed
 
 Quality and the full fit time at the configured 60 sweeps come from the benchmark:
 ``skrec bench --dataset ml-1m-ncf --protocol ncf --models SLIM``.
@@ -24,7 +29,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import torch
-from threadpoolctl import threadpool_limits
+from joblib import effective_n_jobs
 
 from skrec.datasets import load_ml_1m_ncf
 from skrec.models.linear import _binary_gram, _slim_coordinate_descent
@@ -93,28 +98,37 @@ def main():
         default=torch.get_num_threads(),
         help="torch threads for the previous solver (default: torch's, as SLIM used)",
     )
+    parser.add_argument("--signed", action="store_true", help="positive=False")
     args = parser.parse_args()
     G, n_users = gram_matrix()
     l1 = ALPHA * L1_RATIO * n_users
     l2 = ALPHA * (1.0 - L1_RATIO) * n_users
-    print(f"ml-1m-ncf: {G.shape[0]} items, {n_users} users, {args.sweeps} sweeps")
+    positive = not args.signed
+    sign = "positive" if positive else "signed"
+    print(f"ml-1m-ncf: {G.shape[0]} items, {n_users} users, {args.sweeps} sweeps, {sign}")
 
     def previous():
         default = torch.get_num_threads()
         torch.set_num_threads(args.previous_threads)
         try:
-            return previous_descent(torch.from_numpy(G), l1, l2, True, None, args.sweeps, 0.0)
+            gram = torch.from_numpy(G)
+            return previous_descent(gram, l1, l2, positive, None, args.sweeps, 0.0)
         finally:
             torch.set_num_threads(default)
 
-    def blocked():
-        with threadpool_limits(1, "blas"):
-            return _slim_coordinate_descent(G, l1, l2, True, None, args.sweeps, 0.0, False)
+    def blocked(threads):
+        return lambda: _slim_coordinate_descent(
+            G, l1, l2, positive, None, args.sweeps, 0.0, False, threads
+        )
 
+    cores = int(effective_n_jobs(-1))
     before, (W_before, _) = timed(f"previous, torch threads={args.previous_threads}", previous)
-    now, (W_now, _) = timed("blocked (skrec), one thread", blocked)
-    print(f"  previous/blocked: {before / now:.1f}")
-    print(f"  largest |W difference|: {float(np.abs(W_before.numpy() - W_now).max()):.1e}")
+    one, (W_now, _) = timed("blocked (skrec), one thread", blocked(1))
+    every, (W_all, _) = timed(f"blocked (skrec), {cores} threads", blocked(cores))
+    print(f"  previous/blocked: {before / one:.1f} on one thread, {before / every:.1f} on {cores}")
+    for label, W in (("one thread", W_now), (f"{cores} threads", W_all)):
+        gap = float(np.abs(W_before.numpy() - W).max())
+        print(f"  largest |W difference|, previous against {label}: {gap:.1e}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from threadpoolctl import threadpool_limits
+from joblib import effective_n_jobs
+from scipy.linalg.blas import get_blas_funcs
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from ..base import BaseRecommender, UserContext
@@ -161,8 +163,9 @@ class SLIM(_ItemItem):
     tol : float, default=1e-4
         Stop when no weight moved more than ``tol`` times the largest weight.
     n_jobs : int, optional
-        BLAS threads for the sweeps' dense products (-1: all cores). One by default:
-        the per-coordinate products are too small to share.
+        BLAS threads for each block's update of ``G @ W``, the bulk of a signed
+        sweep's work; None or -1: all cores, as ALS. The per-coordinate products run
+        on one thread: they are too small to share.
     verbose : bool, default=False
         Progress bar over sweeps.
 
@@ -232,13 +235,10 @@ class SLIM(_ItemItem):
             # (n_neighbors, n): the features each target may use
             top = torch.topk(ranked, self.n_neighbors, dim=0).indices
             allowed = torch.zeros(n, n, dtype=torch.bool).scatter_(0, top, True).numpy()
-        threads = self.n_jobs or 1
-        if threads < 0:
-            threads = os.cpu_count() or 1
-        with threadpool_limits(int(threads), "blas"):
-            W, self.n_iter_ = _slim_coordinate_descent(
-                gram, l1, l2, self.positive, allowed, self.max_iter, self.tol, self.verbose
-            )
+        threads = int(effective_n_jobs(self.n_jobs or -1))
+        W, self.n_iter_ = _slim_coordinate_descent(
+            gram, l1, l2, self.positive, allowed, self.max_iter, self.tol, self.verbose, threads
+        )
         self.coef_ = sp.csr_matrix(W)
 
 
@@ -248,7 +248,7 @@ DENSE_UPDATE_SHARE = 0.05
 
 
 def _slim_coordinate_descent(
-    G, l1, l2, positive, allowed, max_iter, tol, verbose, block=512, chunk=32
+    G, l1, l2, positive, allowed, max_iter, tol, verbose, threads=1, block=512, chunk=32
 ):
     """Coordinate descent for all targets at once on the Gram matrix ``G`` (n, n).
 
@@ -263,8 +263,9 @@ def _slim_coordinate_descent(
     rows of ``HT``, and those of earlier blocks through ``HT`` itself, which is updated
     once per block by one product — sparse while ``D`` is (positive ``W`` is a few
     percent non-zero), dense above ``DENSE_UPDATE_SHARE`` (signed ``W`` is denser). The
-    iterates are
-    those of plain one-coordinate-at-a-time descent, up to float rounding.
+    iterates are those of plain one-coordinate-at-a-time descent, up to float rounding.
+    The dense update accumulates into ``HT`` in place on ``threads`` BLAS threads;
+    everything else runs on one.
 
     Returns ``W`` (``G``'s dtype; ``W[k, j]``: weight of feature k for target j) and
     the number of sweeps run.
@@ -277,47 +278,53 @@ def _slim_coordinate_descent(
     correction = np.empty(n, dtype=G.dtype)
     clipped = np.empty(n, dtype=G.dtype)
     n_iter = 0
-    for sweep in tqdm(range(1, max_iter + 1), disable=not verbose, desc="SLIM", unit="sweep"):
-        n_iter = sweep
-        biggest_change = 0.0
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            before = W[start:stop].copy()  # (b, n)
-            D = np.zeros_like(before)  # (b, n): this block's changes so far
-            H = np.ascontiguousarray(HT[:, start:stop].T)  # (b, n): H[i] = (G @ W)[start + i]
-            for first in range(start, stop, chunk):
-                last = min(first + chunk, stop)
-                # (c, n): each chunk feature's correlation with each target, own weight
-                # left out (and l1 taken off when positive)
-                rho = G[first:last] - H[first - start : last - start]
-                rho += diag[first:last, None] * W[first:last]
-                if positive:
-                    rho -= l1
-                for k in range(first, last):
-                    r = rho[k - first]  # (n,)
-                    if k > first:
-                        np.dot(G[k, first:k], D[first - start : k - start], out=correction)
-                        r -= correction
+    gemm = get_blas_funcs("gemm", (G,))
+    blas = ThreadpoolController()
+    with blas.limit(limits=1, user_api="blas"):
+        for sweep in tqdm(range(1, max_iter + 1), disable=not verbose, desc="SLIM", unit="sweep"):
+            n_iter = sweep
+            biggest_change = 0.0
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                before = W[start:stop].copy()  # (b, n)
+                D = np.zeros_like(before)  # (b, n): this block's changes so far
+                H = np.ascontiguousarray(HT[:, start:stop].T)  # (b, n): H[i] = (G @ W)[start + i]
+                for first in range(start, stop, chunk):
+                    last = min(first + chunk, stop)
+                    # (c, n): each chunk feature's correlation with each target, own weight
+                    # left out (and l1 taken off when positive)
+                    rho = G[first:last] - H[first - start : last - start]
+                    rho += diag[first:last, None] * W[first:last]
                     if positive:
-                        np.maximum(r, 0.0, out=r)
-                    else:  # soft threshold: r - clip(r, -l1, l1)
-                        np.clip(r, -l1, l1, out=clipped)
-                        r -= clipped
-                    r *= scale[k]
-                    r[k] = 0.0
-                    if allowed is not None:
-                        r *= allowed[k]
-                    np.subtract(r, before[k - start], out=D[k - start])
-                    W[k] = r
-                if last < stop:  # the rest of the block sees this chunk's changes
-                    H[last - start :] += G[last:stop, first:last] @ D[first - start : last - start]
-            biggest_change = max(biggest_change, float(np.abs(D).max()))
-            if np.count_nonzero(D) < DENSE_UPDATE_SHARE * D.size:
-                changes = sp.csr_matrix(D).T.tocsr()  # (n, b), rows by target
-                HT += changes @ G[start:stop]  # (n, n)
-            else:  # signed weights change in more places: one BLAS product is faster
-                HT += D.T @ G[start:stop]
-        largest = float(np.abs(W).max())
-        if largest == 0 or biggest_change <= tol * largest:
-            break
+                        rho -= l1
+                    for k in range(first, last):
+                        r = rho[k - first]  # (n,)
+                        if k > first:
+                            np.dot(G[k, first:k], D[first - start : k - start], out=correction)
+                            r -= correction
+                        if positive:
+                            np.maximum(r, 0.0, out=r)
+                        else:  # soft threshold: r - clip(r, -l1, l1)
+                            np.clip(r, -l1, l1, out=clipped)
+                            r -= clipped
+                        r *= scale[k]
+                        r[k] = 0.0
+                        if allowed is not None:
+                            r *= allowed[k]
+                        np.subtract(r, before[k - start], out=D[k - start])
+                        W[k] = r
+                    if last < stop:  # the rest of the block sees this chunk's changes
+                        changed = D[first - start : last - start]  # (c, n)
+                        H[last - start :] += G[last:stop, first:last] @ changed
+                biggest_change = max(biggest_change, float(np.abs(D).max()))
+                if np.count_nonzero(D) < DENSE_UPDATE_SHARE * D.size:
+                    changes = sp.csr_matrix(D).T.tocsr()  # (n, b), rows by target
+                    HT += changes @ G[start:stop]  # (n, n)
+                else:  # signed weights change in more places: one BLAS product is faster
+                    with blas.limit(limits=threads, user_api="blas"):
+                        # HT.T (Fortran order) += G[block].T @ D, with no temporary
+                        gemm(1.0, G[start:stop].T, D.T, 1.0, HT.T, trans_b=1, overwrite_c=1)
+            largest = float(np.abs(W).max())
+            if largest == 0 or biggest_change <= tol * largest:
+                break
     return W, n_iter
