@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import ElasticNet
+from threadpoolctl import ThreadpoolController
 
 from skrec import EASE, SLIM, Popular
 from skrec.datasets import make_interactions
@@ -81,6 +82,19 @@ def test_slim_blocked_descent_has_the_plain_iterates(positive, neighbors):
     assert n_iter == 3 and (expected != 0).mean() > 0.1
     assert positive or expected.min() < 0
     np.testing.assert_allclose(W, expected, atol=1e-5)
+
+
+def test_slim_threads_change_the_speed_not_the_weights():
+    # signed weights: the per-block update of G @ W is the dense, threaded product
+    X = make_interactions(n_users=400, n_items=120, random_state=1)
+    blas = ThreadpoolController()
+    limits = [lib["num_threads"] for lib in blas.select(user_api="blas").info()]
+    one = SLIM(alpha=1e-3, l1_ratio=0.05, positive=False, n_jobs=1).fit(X).coef_
+    two = SLIM(alpha=1e-3, l1_ratio=0.05, positive=False, n_jobs=2).fit(X).coef_
+    assert one.min() < 0 and one.nnz > 0.2 * 120 * 120
+    np.testing.assert_allclose(two.toarray(), one.toarray(), atol=1e-6)
+    # fit restores the process's BLAS threads
+    assert [lib["num_threads"] for lib in blas.select(user_api="blas").info()] == limits
 
 
 def test_slim_weights_are_sparse_nonnegative_zero_diagonal():
