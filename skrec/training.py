@@ -88,7 +88,8 @@ TRAINING_PARAMETERS_DOC = """\
     checkpoint_dir : str or path, optional
         Save the training state (weights, optimizer, random generators, curves, best
         epoch so far) there after every epoch. A later ``fit`` with the same parameters
-        on the same data resumes from it, and ends as the uninterrupted fit would have.
+        on the same data (and ``y``) resumes from it, and ends as the uninterrupted fit
+        would have. Needs an integer ``random_state``.
     device : str, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu; any torch device string works.
         ``set_params(device=...)`` after fit moves the fitted model.
@@ -144,6 +145,14 @@ class TorchRecommender(BaseRecommender):
 
     # ------------------------------------------------------------- the loop
     def _fit(self, data: Interactions, y) -> None:
+        if self.checkpoint_dir is not None and (
+            isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: checkpoint_dir needs an integer random_state (got "
+                f"{self.random_state!r}): a resumed fit must draw the validation split, "
+                "batches and negatives the interrupted one drew. Pass e.g. random_state=0."
+            )
         device = _usable_device(self.device, strict=True)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         with _local_seed(seed, device):
@@ -226,6 +235,9 @@ class TorchRecommender(BaseRecommender):
                         best_state = _snapshot(module)
                     else:
                         stale += 1
+                if validation is None:
+                    last_state = _snapshot(module)
+                done = epoch  # its curves, best and last weights are all in place
                 self.training_seconds_ += time.perf_counter() - tick
                 bar.set_postfix(postfix)
                 logger.debug("%s epoch %d: %s", type(self).__name__, epoch, postfix)
@@ -242,13 +254,14 @@ class TorchRecommender(BaseRecommender):
                     )
                 if validation is not None and stale >= self.n_iter_no_change:
                     break
-                if validation is None:
-                    last_state = _snapshot(module)
-                done = epoch
         except KeyboardInterrupt:
             kept = best_state if validation is not None else last_state
             if kept is None or not main_run:
                 raise  # nothing complete to keep: fit restores the previous state
+            if validation is not None and best_epoch > done:
+                # Interrupted between taking an epoch's best weights and marking it done:
+                # its curves are already appended, so it counts as complete.
+                done = best_epoch
             kept_epoch = best_epoch if validation is not None else done
             del self.loss_curve_[done:]
             if self.validation_scores_ is not None:
@@ -336,6 +349,8 @@ class _Checkpoint:
         data = model._train  # the whole fit data; the validation split follows from the seed
         for array in (data.user, data.item, data.weight):
             digest.update(np.ascontiguousarray(array).tobytes())
+        if data.target is not None:  # ``y``: other ratings are another fit
+            digest.update(np.ascontiguousarray(data.target, dtype=np.float64).tobytes())
         self.model = model
         self.path = (
             Path(model.checkpoint_dir) / f"{type(model).__name__}-{digest.hexdigest()[:16]}.pt"

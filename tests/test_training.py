@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 from skrec import MF, BERT4Rec, GRU4Rec, Item2Vec, NeuMF, SASRec
 from skrec.datasets import make_interactions
-from skrec.training import InterruptedFitWarning
+from skrec.training import InterruptedFitWarning, _Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +239,56 @@ def test_a_checkpoint_of_another_network_is_not_resumed(X, tmp_path, monkeypatch
     monkeypatch.setattr(SASRec, "_architecture", None)  # a model that names none
     SASRec(checkpoint_dir=tmp_path, **params).fit(X)
     assert len(list(tmp_path.glob("SASRec-*.pt"))) == 3
+
+
+def test_a_checkpoint_is_per_ratings(X, tmp_path):
+    """``y`` is part of the fit: a finished fit on other ratings is not handed back."""
+    params = dict(loss="mse", n_factors=4, max_iter=2, random_state=0, checkpoint_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    first, second = rng.integers(1, 6, len(X)), rng.integers(1, 6, len(X))
+    MF(**params).fit(X, first)
+    model = MF(**params).fit(X, second)
+    assert len(list(tmp_path.glob("MF-*.pt"))) == 2
+    direct = MF(**dict(params, checkpoint_dir=None)).fit(X, second)
+    assert model.loss_curve_ == direct.loss_curve_
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.RandomState(0)])
+def test_checkpoints_need_an_integer_random_state(X, tmp_path, random_state):
+    """Without a fixed seed a resumed fit would validate on another split (None) or never
+    find its checkpoint (a RandomState's repr changes): refused, before any training."""
+    model = MF(n_factors=4, max_iter=2, random_state=0).fit(X)
+    curve = list(model.loss_curve_)
+    model.set_params(random_state=random_state, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="checkpoint_dir needs an integer random_state"):
+        model.fit(X)
+    assert model.loss_curve_ == curve and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_ctrl_c_while_saving_a_checkpoint_keeps_that_epoch(
+    X, tmp_path, monkeypatch, early_stopping
+):
+    """The epoch being saved is complete: its weights, curves and count stay together."""
+    params = dict(SEQ_PARAMS, early_stopping=early_stopping, n_iter_no_change=50)
+    three = SASRec(max_iter=3, **params).fit(X)
+    save = _Checkpoint.save
+
+    def interrupted_save(self, module, optimizer, generator, epoch, *args):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return save(self, module, optimizer, generator, epoch, *args)
+
+    monkeypatch.setattr(_Checkpoint, "save", interrupted_save)
+    model = SASRec(max_iter=10, checkpoint_dir=tmp_path, **params)
+    with pytest.warns(InterruptedFitWarning, match="interrupted in epoch 3"):
+        model.fit(X)
+    assert model.n_iter_ == 3 and model.loss_curve_ == three.loss_curve_
+    assert model.validation_scores_ == three.validation_scores_
+    assert model.best_iteration_ == three.best_iteration_ <= model.n_iter_
+    if not early_stopping:
+        for name, value in three.module_.state_dict().items():
+            torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
 
 
 def test_a_finished_checkpointed_fit_extends_with_more_epochs(X, tmp_path):
