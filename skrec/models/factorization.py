@@ -26,9 +26,11 @@ logger = logging.getLogger(__name__)
 class ALS(BaseRecommender):
     """Implicit-feedback ALS (iALS), trained by the ``implicit`` package.
 
-    Minimises ``sum c_ui (p_ui - u'v)² + regularization (|U|² + |V|²)`` with
-    ``p_ui = 1`` for observed pairs, confidence ``c_ui = 1 + alpha * w_ui`` (``w`` the
-    summed event weights), over all pairs. skrec passes implicit the user-item matrix
+    Minimises ``sum c_ui (p_ui - u'v)² + regularization (|U|² + |V|²)`` over all pairs,
+    with ``p_ui = 1`` and confidence ``c_ui = alpha * w_ui`` for observed pairs (``w``
+    the summed event weights) and ``p_ui = 0``, ``c_ui = 1`` for the others. That is
+    implicit's convention; Hu et al. write ``1 + alpha r``, so with unit weights this
+    ``alpha`` is theirs plus one. skrec passes implicit the user-item matrix
     in the orientation it expects and keeps the factors; ``recommend`` goes through
     skrec's shared retrieval.
 
@@ -37,7 +39,8 @@ class ALS(BaseRecommender):
     n_factors : int, default=64
     regularization : float, default=0.01
     alpha : float, default=1.0
-        Confidence scale of observed events.
+        Confidence of observed events per unit of weight (> 0; at 1 with unit weights an
+        observed pair counts as much as an unobserved one, and only its target differs).
     max_iter : int, default=15
         ALS sweeps.
     use_cg : bool, default=True
@@ -80,7 +83,7 @@ class ALS(BaseRecommender):
     _parameter_constraints = {
         "n_factors": [Interval(Integral, 1, None, closed="left")],
         "regularization": [Interval(Real, 0, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],  # 0: every target ignored
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "use_cg": ["boolean"],
         "index": [StrOptions(set(INDEX_KINDS))],
@@ -114,11 +117,11 @@ class ALS(BaseRecommender):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _make_implicit(self):
+    def _make_implicit(self, cpu: bool = False):
         from implicit.als import AlternatingLeastSquares
 
         seed = check_random_state(self.random_state).randint(2**31 - 1)
-        use_gpu = resolve_device(self.device).type == "cuda"
+        use_gpu = not cpu and resolve_device(self.device).type == "cuda"
         if use_gpu:
             import implicit.gpu
 
@@ -146,7 +149,7 @@ class ALS(BaseRecommender):
                 model.fit(self._seen, show_progress=bool(self.verbose))
             except ModelFitError as error:
                 raise ValueError(
-                    f"ALS diverged ({error}): the confidence weights 1 + alpha * weight are too "
+                    f"ALS diverged ({error}): the confidence weights alpha * weight are too "
                     f"large or too uneven (largest weight {self._seen.data.max():.3g}, "
                     f"alpha={self.alpha}). Scale or clip the weight column, lower alpha, or "
                     f"raise regularization (now {self.regularization})."
@@ -161,7 +164,9 @@ class ALS(BaseRecommender):
     _rebuilt_on_load = ("_solver",)
 
     def _after_load(self):
-        solver = self._make_implicit()
+        # The CPU solver whatever the device: it only folds users in, against the numpy
+        # factors (as after fit, where a GPU solver is moved to the CPU).
+        solver = self._make_implicit(cpu=True)
         solver.user_factors, solver.item_factors = self.user_factors_, self.item_factors_
         self._solver = solver
 

@@ -37,6 +37,28 @@ def test_factors_match_raw_implicit_in_the_right_orientation(data):
     np.testing.assert_allclose(model.item_factors_, raw.item_factors, atol=1e-5)
 
 
+def test_confidence_is_alpha_times_weight(data):
+    """The docstring's objective: an observed pair has confidence alpha * w and target 1,
+    every other pair confidence 1 and target 0. A folded-in user solves its normal
+    equation ``(Y'Y + Y'(C - I)Y + reg I) x = Y'C p`` against the item factors."""
+    weighted = data.assign(weight=np.random.default_rng(0).uniform(0.5, 3.0, len(data)))
+    alpha, reg = 3.0, 0.1
+    model = ALS(n_factors=8, alpha=alpha, regularization=reg, use_cg=False, random_state=0)
+    model.fit(weighted)
+    user = weighted.user_id.iloc[0]
+    events = weighted[weighted.user_id == user]
+    folded = model._user_item_vectors(model._context([user], history=events))[0][0]
+    Y = model.item_factors_.astype(np.float64)
+    items = model._item_index.get_indexer(events.item_id)
+    w = np.bincount(items, weights=events.weight, minlength=len(Y))[np.unique(items)]
+    rows = Y[np.unique(items)]
+    c = alpha * w
+    A = Y.T @ Y + (rows.T * (c - 1)) @ rows + reg * np.eye(Y.shape[1])
+    np.testing.assert_allclose(folded, np.linalg.solve(A, rows.T @ c), rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="alpha"):
+        ALS(alpha=0.0).fit(data)
+
+
 def test_beats_popular(data):
     train, test = next(LeaveLastOut().split(data))
     popular = evaluate(Popular().fit(data.iloc[train]), data.iloc[test])["ndcg@10"]
