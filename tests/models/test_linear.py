@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.linear_model import ElasticNet
 from threadpoolctl import ThreadpoolController
 
@@ -126,6 +127,14 @@ def test_similar_items_follow_the_weights(small):
     row[3] = -np.inf
     assert ids[0, 0] == model.item_ids_[np.argmax(row)] and item not in ids[0]
     assert SLIM(alpha=1e-3).fit(small).similar_items([item], k=2).shape == (1, 2)
+
+
+def test_the_gram_matrix_is_built_right_across_column_blocks():
+    """1,100 items make 16 column blocks of 69 (and a short last one)."""
+    seen = sp.random(300, 1100, density=0.02, format="csr", random_state=0)
+    seen.data *= 5.0  # weights other than 1 are binarised
+    dense = (seen.toarray() > 0).astype(np.float64)
+    np.testing.assert_array_equal(linear._binary_gram(seen), dense.T @ dense)
 
 
 def test_ease_refuses_what_will_not_fit(monkeypatch, small):
