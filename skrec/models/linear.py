@@ -191,7 +191,8 @@ class SLIM(_ItemItem):
         Stop when no weight moved more than ``tol`` times the largest weight.
     n_jobs : int, optional
         BLAS threads for each block's update of ``G @ W``, the bulk of a signed
-        sweep's work; None or -1: all cores, as ALS. The per-coordinate products run
+        sweep's work; None, 0 or -1: all cores, as ALS (other negative values count
+        back from all cores, as in joblib). The per-coordinate products run
         on one thread: they are too small to share.
     verbose : bool, default=False
         Progress bar over sweeps.
