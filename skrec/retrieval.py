@@ -94,8 +94,10 @@ def topk(
     chunk_elements : int, optional
         Score elements held at once; bounds peak memory.
     check_nan : bool, default=True
-        Rank NaN scores last. A caller that knows its scores are NaN-free (finite
-        vectors) may skip this pass over every chunk.
+        Rank NaN and ``-inf`` scores last among the allowed columns: they are returned
+        (as the lowest float32) where the row has no better column, never taken for
+        missing ones. A caller that knows its scores are finite (finite vectors) may
+        skip this pass over every chunk.
 
     Returns
     -------
@@ -110,8 +112,9 @@ def topk(
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         scores = score_chunk(start, stop).float()  # (B, C), ours to modify
-        if check_nan and scores.isnan().any():
-            scores.masked_fill_(scores.isnan(), -torch.inf)
+        if check_nan:  # -inf is kept for excluded columns alone
+            lowest = torch.finfo(scores.dtype).min
+            scores.nan_to_num_(nan=lowest, posinf=torch.inf, neginf=lowest)
         _mask(scores, exclude, start, stop)
         top_index, top_values = _ordered_topk(scores, k)
         index[start:stop] = top_index.cpu().numpy()

@@ -78,6 +78,17 @@ def test_nan_scores_rank_last():
     assert topk(lambda a, b: scores[a:b], 1, 3, 2)[0].tolist() == [[1, 2]]
 
 
+def test_nan_and_minus_inf_scores_are_ranked_last_not_taken_for_missing():
+    """Only excluded columns (and none beyond them) leave a slot empty."""
+    scores = torch.tensor([[np.nan, 2.0, -np.inf, 1.0, np.inf], [0.0, np.nan, 3.0, -np.inf, 1.0]])
+    exclude = sp.csr_matrix(np.array([[0, 0, 0, 1, 0], [1, 0, 0, 0, 0]]))
+    index, values = topk(lambda a, b: scores[a:b].clone(), 2, 5, 5, exclude=exclude)
+    assert index[0, :2].tolist() == [4, 1] and sorted(index[0, 2:4]) == [0, 2]
+    assert index[1, :2].tolist() == [2, 4] and sorted(index[1, 2:4]) == [1, 3]
+    assert (index[:, 4] == -1).all() and np.isneginf(values[:, 4]).all()
+    assert values[0, 0] == np.inf and (values[:, 2:4] == np.finfo(np.float32).min).all()
+
+
 # ------------------------------------------------------------------ approximate search
 KINDS = ["flat", "ivf", "hnsw"]
 

@@ -142,9 +142,11 @@ class SequentialModel(TorchRecommender):
             positive = (targets - 1).clamp_min(0).reshape(-1)
             negative, valid = sampler.sample(flat_users, positive, 1, generator)
             return {"negative": negative.view(targets.shape), "valid": valid.view(targets.shape)}
-        # n per sequence, shared by its positions (all of the user's items are rejected)
-        positive = (targets[:, 0] - 1).clamp_min(0)
-        negative, valid = sampler.sample(users, positive, self.n_negatives, generator)
+        # n per sequence, shared by its positions: all of the user's items are rejected,
+        # so no one positive is named (-1; BERT4Rec's first target is mostly padding, which
+        # as item 0 would keep that item out of most sequences' negatives).
+        no_positive = torch.full_like(users, -1)
+        negative, valid = sampler.sample(users, no_positive, self.n_negatives, generator)
         return {"negative": negative, "valid": valid}
 
     def _loss(self, module, batch) -> torch.Tensor:

@@ -244,6 +244,31 @@ def test_sampled_losses_negatives_avoid_the_users_items(loss, n_negatives, order
     assert torch.isfinite(model._loss(model.module_, batch))
 
 
+@pytest.mark.parametrize("cls", [SASRec, BERT4Rec], ids=lambda c: c.__name__)
+def test_shared_negatives_draw_every_item_alike(cls, ordered):
+    """Item 0 is drawn as often as any other item the user lacks (BERT4Rec's first
+    target is mostly padding, once taken for item 0 and rejected)."""
+    train, _ = ordered
+    model = cls(n_factors=8, max_len=12, loss="sampled_softmax", n_negatives=8, max_iter=1)
+    model.set_params(random_state=0).fit(train)
+    prepared = model._prepare(model._train)
+    seen = model._train.csr().toarray().astype(bool)
+    counts, chances = np.zeros(seen.shape[1]), np.zeros(seen.shape[1])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        rows = torch.randperm(len(prepared.users), generator=generator.clone_state())
+        for start, batch in zip(
+            range(0, len(rows), model.batch_size), model._batches(prepared, None, generator)
+        ):
+            users = prepared.users[rows[start : start + model.batch_size]].numpy()
+            negatives = batch["negative"].numpy()
+            np.add.at(counts, negatives[batch["valid"].numpy()], 1)
+            chances += (~seen[users]).sum(0) * negatives.shape[1] / (~seen[users]).sum(1).mean()
+    rates = counts / chances  # about 1 for every item, up to sampling noise
+    assert 0.8 < rates[0] < 1.25, rates[0]
+    assert 0.9 < np.median(rates) < 1.1
+
+
 # -------------------------------------------------------------------- the models
 @pytest.mark.parametrize("cls", SEQUENTIAL, ids=lambda c: c.__name__)
 def test_beats_popular_on_ordered_data(cls, ordered):
