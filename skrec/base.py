@@ -210,9 +210,22 @@ class BaseRecommender(BaseEstimator):
         self._ann_index_ = ItemIndex(items, kind, random_state=getattr(self, "random_state", None))
 
     def set_params(self, **params):
+        if "index" not in params or not hasattr(self, "item_ids_"):
+            return super().set_params(**params)
+        # A fitted model searches with the new index at once: the parameters are checked
+        # and the index built now, and a failure leaves the model as it was.
+        before = self.get_params(deep=True)
+        built = self.__dict__.get("_ann_index_")
         super().set_params(**params)
-        if "index" in params and hasattr(self, "item_ids_"):
-            self._build_ann_index()  # a fitted model searches with the new index at once
+        try:
+            check_params(self)
+            self._build_ann_index()
+        except BaseException:
+            super().set_params(**{name: before[name] for name in params if name in before})
+            self.__dict__.pop("_ann_index_", None)
+            if built is not None:
+                self._ann_index_ = built
+            raise
         return self
 
     # ------------------------------------------------------------- contexts
@@ -318,7 +331,8 @@ class BaseRecommender(BaseEstimator):
         history : interaction table, optional
             Events used as the context of the users it names, instead of their training
             events: new users and fresh sessions are served without refitting. Items the
-            model does not know are ignored.
+            model does not know are ignored; a known user whose history holds none it
+            knows keeps their training events (a new one is an error).
         return_scores : bool, default=False
 
         Returns
@@ -491,6 +505,14 @@ def _as_1d(values, name: str) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one id per entry); got shape {array.shape}.")
     check_hashable(array, name)
+    if array.dtype.kind in "iub":  # integers cannot be missing
+        return array
+    missing = np.asarray(pd.isna(array))  # elementwise, also for an object array of tuples
+    if missing.any():
+        raise ValueError(
+            f"{name} has {int(missing.sum())} missing id(s) (NaN/None), first at position(s) "
+            f"{np.flatnonzero(missing)[:5].tolist()}. Drop them: no user or item has a missing id."
+        )
     return array
 
 

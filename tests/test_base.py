@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from skrec import Popular
+from skrec import EASE, Popular
 from skrec.utils.validation import check_interactions
 
 
@@ -169,6 +169,18 @@ def test_odd_user_containers_get_clear_errors(users, error, match):
         Popular().fit(_table()).recommend(users, k=1)
 
 
+@pytest.mark.parametrize("users", [[np.nan, 1], [1, None], np.array([1.0, np.nan]), [pd.NA]])
+def test_missing_user_ids_are_refused_with_or_without_history(users):
+    """A NaN user once read the flags of the last requested user, with history."""
+    model = Popular().fit(_table())
+    history = pd.DataFrame({"user_id": [1], "item_id": [10]})
+    for given in (None, history):
+        with pytest.raises(ValueError, match="users has 1 missing id.*Drop them"):
+            model.recommend(users, k=1, history=given)
+    with pytest.raises(ValueError, match="items has 1 missing id"):
+        EASE().fit(_table()).similar_items([10, None], k=1)
+
+
 def test_unhashable_ids_in_predict_and_history():
     model = Popular().fit(_table())
     with pytest.raises(TypeError, match="'user_id' of X must be hashable"):
@@ -306,6 +318,22 @@ def test_faiss_index_serves_recommend_with_seen_items_excluded(kind):
         model.recommend(users[:20], k=5, items=allowed),
         model.set_params(index="exact").recommend(users[:20], k=5, items=allowed),
     )
+
+
+def test_a_refused_index_change_leaves_the_fitted_model_as_it_was():
+    from skrec import ALS
+    from skrec.datasets import make_interactions
+
+    X = make_interactions(n_users=100, n_items=60, random_state=0)
+    model = ALS(n_factors=8, index="hnsw", random_state=0).fit(X)
+    users = X.user_id.unique()[:10]
+    before, built = model.recommend(users, k=5), model._ann_index_
+    for bad in ("HNSW", "annoy"):
+        with pytest.raises(ValueError, match="index"):
+            model.set_params(index=bad, n_factors=4)
+        assert model.get_params()["index"] == "hnsw" and model.n_factors == 8
+        assert model._ann_index_ is built
+        np.testing.assert_array_equal(model.recommend(users, k=5), before)
 
 
 def test_faiss_index_of_a_sequential_model():
