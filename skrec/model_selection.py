@@ -222,7 +222,8 @@ def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
     """0-based rank of each positive among its negatives (number scored strictly higher).
 
     ``users``, ``positives``: raw ids of shape (n,); ``negatives``: raw ids (n, m).
-    Scores come from ``model.predict``; unknown users or items score NaN and rank last.
+    Scores come from ``model.predict``; unknown users or items score NaN and rank last
+    (a positive scored NaN ranks behind all ``m`` negatives).
     """
     negatives = np.asarray(negatives)
     n, m = negatives.shape
@@ -232,22 +233,48 @@ def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
             "item_id": np.c_[np.asarray(positives)[:, None], negatives].ravel(),
         }
     )
-    scores = np.nan_to_num(model.predict(pairs).reshape(n, m + 1), nan=-np.inf)
-    return (scores[:, 1:] > scores[:, :1]).sum(1)
+    scores = model.predict(pairs).reshape(n, m + 1)
+    unscored = np.isnan(scores[:, 0])
+    scores = np.nan_to_num(scores, nan=-np.inf)
+    ranks = (scores[:, 1:] > scores[:, :1]).sum(1)
+    ranks[unscored] = m
+    return ranks
 
 
 def _sample_negatives(model, user_idx, positive_idx, n_negatives, rng):
-    """Uniform item indices per row, none seen by the user in training nor the positive."""
+    """Uniform item indices per row, distinct, none seen by the user in training nor the
+    positive (the sampled protocol's list of negatives, drawn without replacement)."""
     n_items = len(model.item_ids_)
     seen = model._seen
     negatives = rng.randint(n_items, size=(len(user_idx), n_negatives))
-    for _ in range(100):
+
+    def rejected():
         rows = np.repeat(user_idx, n_negatives)
         bad = np.asarray(seen[rows, negatives.ravel()]).ravel().reshape(negatives.shape) != 0
         bad |= negatives == positive_idx[:, None]
+        order = np.argsort(negatives, axis=1, kind="stable")
+        ordered = np.take_along_axis(negatives, order, axis=1)
+        repeat = np.zeros_like(bad)  # every occurrence of an item after its first
+        np.put_along_axis(repeat, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1)
+        return bad | repeat
+
+    for _ in range(100):
+        bad = rejected()
         if not bad.any():
-            break
+            return negatives
         negatives[bad] = rng.randint(n_items, size=int(bad.sum()))
+    for row in np.flatnonzero(rejected().any(1)):  # rows that rejection did not settle
+        allowed = np.setdiff1d(
+            np.arange(n_items), np.r_[seen[user_idx[row]].indices, positive_idx[row]]
+        )
+        if len(allowed) < n_negatives:
+            user = model.user_ids_[user_idx[row]]
+            user = user.item() if isinstance(user, np.generic) else user
+            raise ValueError(
+                f"User {user!r} has only {len(allowed)} items left "
+                f"to sample {n_negatives} negatives from; lower n_negatives."
+            )
+        negatives[row] = rng.choice(allowed, n_negatives, replace=False)
     return negatives
 
 

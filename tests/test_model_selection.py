@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 
 from skrec import Popular, Random
-from skrec.datasets import load_ml_100k
+from skrec.datasets import load_ml_100k, make_interactions
 from skrec.model_selection import (
     LeaveLastOut,
     TimeSplit,
@@ -107,6 +107,29 @@ def test_rank_against_candidates_counts_strictly_higher():
     model = Popular().fit(X)  # popularity: 10 -> 3, 11 -> 1, 12 -> 1
     ranks = rank_against_candidates(model, [3, 3], [11, 10], [[12, 10], [11, 12]])
     assert ranks.tolist() == [1, 0]
+
+
+def test_an_unscored_positive_ranks_last():
+    """An unknown user (or item) scores NaN: behind every negative, never a hit."""
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 10, 10, 11, 12]})
+    model = Popular().fit(X)
+    ranks = rank_against_candidates(model, [99, 3], [10, 99], [[11, 12, 13], [10, 11, 13]])
+    assert ranks.tolist() == [3, 3]
+
+
+def test_sampled_negatives_are_distinct_unseen_and_not_the_positive():
+    from skrec.model_selection import _sample_negatives
+
+    X = make_interactions(n_users=50, n_items=40, mean_events=10, random_state=0)
+    model = Popular().fit(X)
+    users = np.arange(50)
+    positives = np.random.default_rng(0).integers(0, 40, 50)
+    negatives = _sample_negatives(model, users, positives, 15, np.random.RandomState(0))
+    seen = model._seen.toarray() > 0
+    for user, positive, row in zip(users, positives, negatives):
+        assert len(set(row)) == 15 and not seen[user, row].any() and positive not in row
+    with pytest.raises(ValueError, match="only .* items left to sample 39 negatives"):
+        _sample_negatives(model, users, positives, 39, np.random.RandomState(0))
 
 
 def test_scorer_rejects_non_recommenders(interactions):
