@@ -105,8 +105,20 @@ class TimeSplit(_Splitter):
                 raise ValueError(f"test_size must be in (0, 1); got {self.test_size!r}.")
             cutoff = np.quantile(times, 1 - self.test_size, method="higher")
         else:
+            given = pd.Series([self.cutoff])
+            data_kind, cutoff_kind = _time_kind(checked["frame"]["timestamp"]), _time_kind(given)
+            if data_kind != cutoff_kind:
+                raise ValueError(
+                    f"cutoff={self.cutoff!r} is a {cutoff_kind} but the timestamps of X are "
+                    f"{data_kind}s; the two cannot be compared. Pass a cutoff of the same kind, "
+                    + (
+                        "e.g. pd.Timestamp('2023-01-01').timestamp() for times in seconds."
+                        if data_kind == "number"
+                        else "e.g. pd.Timestamp('2023-01-01') or '2023-01-01'."
+                    )
+                )
             cutoff = check_interactions(
-                pd.DataFrame({"user_id": [0], "item_id": [0], "timestamp": [self.cutoff]}),
+                pd.DataFrame({"user_id": [0], "item_id": [0], "timestamp": given}),
                 name="cutoff",
             )["timestamp"][0]
         test = times >= cutoff
@@ -117,6 +129,19 @@ class TimeSplit(_Splitter):
 
     def get_n_splits(self, X=None, y=None, groups=None):
         return 1
+
+
+def _time_kind(values: pd.Series) -> str:
+    """ "date" for datetimes (or text that parses only as dates), else "number"."""
+    if values.dtype.kind == "M" or isinstance(values.dtype, pd.DatetimeTZDtype):
+        return "date"
+    if values.dtype.kind in "iufb":
+        return "number"
+    try:
+        pd.to_numeric(values, errors="raise")
+    except (TypeError, ValueError):
+        return "date"
+    return "number"
 
 
 class UserHoldout(_Splitter):

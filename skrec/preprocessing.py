@@ -133,10 +133,16 @@ class Deduplicate(_TableTransformer):
     def fit_transform(self, X, y=None):
         self.fit(X)
         frame = as_interaction_frame(X)
-        if "timestamp" in frame.columns:
-            frame = frame.iloc[np.argsort(frame["timestamp"].to_numpy(), kind="stable")]
-        kept = frame[~frame.duplicated(["user_id", "item_id"], keep=self.keep)]
-        return kept.sort_index().reset_index(drop=True)
+        # Positions, not index labels: the rows keep their input order (which is the time
+        # order when there is no timestamp), whatever the index holds.
+        order = np.arange(len(frame))
+        if "timestamp" in frame.columns:  # parsed as fit parses it (dates, not their text)
+            times = check_interactions(frame, require_nonempty=False)["timestamp"]
+            order = np.argsort(times, kind="stable")
+        pairs = frame[["user_id", "item_id"]].iloc[order]
+        keep = np.ones(len(frame), dtype=bool)
+        keep[order[pairs.duplicated(keep=self.keep).to_numpy()]] = False
+        return frame[keep].reset_index(drop=True)
 
     def transform(self, X):
         return X

@@ -59,6 +59,28 @@ def test_time_split_cuts_globally_and_drops_cold_users():
         next(TimeSplit().split(X.drop(columns="timestamp")))
 
 
+def test_time_split_refuses_a_cutoff_of_another_kind_than_the_times():
+    """A date against times in seconds compared nanoseconds with seconds: an empty test."""
+    seconds = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 2],
+            "item_id": [1, 2, 1, 3],
+            "timestamp": [1.6e9, 1.7e9, 1.6e9, 1.8e9],
+        }
+    )
+    dates = seconds.assign(timestamp=pd.to_datetime(seconds.timestamp, unit="s"))
+    for X, cutoff in [
+        (seconds, pd.Timestamp("2023-01-01")),
+        (seconds, "2023-01-01"),
+        (dates, 1.65e9),
+    ]:
+        with pytest.raises(ValueError, match="cannot be compared"):
+            next(TimeSplit(cutoff=cutoff).split(X))
+    for X, cutoff in [(seconds, pd.Timestamp("2023-01-01").timestamp()), (dates, "2023-01-01")]:
+        train, test = next(TimeSplit(cutoff=cutoff).split(X))
+        assert train.tolist() == [0, 2] and test.tolist() == [1, 3]
+
+
 def test_user_holdout_share_per_user(interactions):
     splitter = UserHoldout(test_size=0.25, n_splits=2, random_state=0)
     folds = list(splitter.split(interactions))

@@ -37,3 +37,24 @@ def test_deduplicate_keeps_last_in_time():
     )
     assert Deduplicate().fit_transform(X).weight.tolist() == [1.0, 3.0]
     assert Deduplicate(keep="first").fit_transform(X).weight.tolist() == [2.0, 3.0]
+
+
+def test_deduplicate_keeps_the_input_order_whatever_the_index():
+    """Without a timestamp the input order is the time order; index labels (reversed,
+    repeated after a concat) must not reorder it."""
+    X = pd.DataFrame({"user_id": [1, 1, 1, 1], "item_id": [5, 6, 5, 7]}, index=[3, 2, 1, 1])
+    assert Deduplicate().fit_transform(X).item_id.tolist() == [6, 5, 7]
+    assert Deduplicate(keep="first").fit_transform(X).item_id.tolist() == [5, 6, 7]
+
+
+def test_deduplicate_orders_date_text_as_dates():
+    """ "9 Jan" is before "10 Jan" as a date, after it as text."""
+    X = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "item_id": [7, 7],
+            "timestamp": ["2023-01-10", "2023-1-9"],
+            "weight": [1.0, 2.0],
+        }
+    )
+    assert Deduplicate().fit_transform(X).weight.tolist() == [1.0]
