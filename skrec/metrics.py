@@ -50,9 +50,16 @@ def _hits(y_true, y_pred, k: int) -> tuple[np.ndarray, np.ndarray]:
     pred = pred[:, :k]
     n, width = pred.shape
     counts = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=n)
-    rel_items = np.array([x for r in relevant for x in r], dtype=object)
+    # A Series keeps tuple ids whole (np.array would make a 2-D array of them).
+    rel_items = pd.Series([x for r in relevant for x in r], dtype=object).to_numpy()
     codes, _ = pd.factorize(np.r_[rel_items, pred.ravel().astype(object)], use_na_sentinel=True)
     rel_codes, pred_codes = codes[: len(rel_items)], codes[len(rel_items) :].reshape(n, width)
+    if (rel_codes < 0).any():
+        users = np.unique(np.repeat(np.arange(n), counts)[rel_codes < 0])
+        raise ValueError(
+            f"y_true has missing item ids (NaN/None) for {len(users)} user(s), first at "
+            f"position(s) {users[:5].tolist()}. Drop them: a missing id can be no one's hit."
+        )
     n_codes = codes.max() + 2 if len(codes) else 1
     rel_keys = np.unique(np.repeat(np.arange(n), counts) * n_codes + rel_codes)
     n_relevant = np.bincount(rel_keys // n_codes, minlength=n)

@@ -137,3 +137,21 @@ def test_misaligned_inputs_raise():
         metrics.ndcg_at_k([[1], [2]], np.array([[1, 2]]), 2)
     with pytest.raises(ValueError, match="positive integer"):
         metrics.ndcg_at_k([[1]], np.array([[1, 2]]), 0)
+
+
+def test_tuple_item_ids_score_like_any_other_ids():
+    """fit and recommend take tuple ids; the metrics once built a 2-D array of them."""
+    y_true = [[(1, 2)], [(3, 4), (5, 6)]]
+    y_pred = np.empty((2, 2), dtype=object)
+    y_pred[0] = [(1, 2), (9, 9)]
+    y_pred[1] = [(0, 0), (5, 6)]
+    as_ints = [[12], [34, 56]], np.array([[12, 99], [0, 56]])
+    for name in ("ndcg_at_k", "recall_at_k", "hit_rate_at_k"):
+        assert getattr(metrics, name)(y_true, y_pred, 2) == getattr(metrics, name)(*as_ints, 2)
+
+
+def test_a_missing_relevant_item_is_an_error_not_another_users_item():
+    """A NaN item's code (-1) once fell on the previous user's key."""
+    for y_true in ([[1], [np.nan, 2]], [[None], [2]]):
+        with pytest.raises(ValueError, match="y_true has missing item ids.*Drop them"):
+            metrics.recall_at_k(y_true, np.array([[1, 2], [2, 3]]), 2)
