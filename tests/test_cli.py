@@ -132,6 +132,26 @@ def test_bench_errors_are_clear(tmp_path):
     assert done.returncode == 2 and "Unknown model 'NoSuchModel'" in done.stderr
     done = run("bench", "--dataset", "synthetic", "--protocol", "ncf", "--quiet")
     assert done.returncode == 2 and "ml-1m-ncf only" in done.stderr
+    done = run("bench", "--models", ",", "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and "no models to run" in done.stderr
+
+
+def test_intervals_use_students_t_and_results_are_strict_json(tmp_path):
+    """Five folds (the ratings protocol) need t(4) = 2.776, not 1.96; a figure that could
+    not be measured is written as null, not as the NaN that JSON does not have."""
+    import numpy as np
+
+    from skrec.bench import _summary, run_bench, write_results
+
+    folds = np.array([0.90, 0.92, 0.91, 0.93, 0.89])
+    mean, half = _summary(folds)
+    assert mean == pytest.approx(0.91)
+    assert half == pytest.approx(2.7764 * folds.std(ddof=1) / np.sqrt(5), rel=1e-4)
+    records = run_bench("synthetic", ["Popular"], verbose=False)
+    records[0]["peak_memory_mb"] = float("nan")
+    write_results(records, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved[0]["peak_memory_mb"] is None and saved[0]["n_users"] == records[0]["n_users"]
 
 
 def test_bench_session_protocol_and_checkpoint_resume(tmp_path):
