@@ -64,7 +64,8 @@ def make_interactions(
     n_factors : int, default=8
         Dimension of the latent tastes.
     mean_events : int, default=20
-        Mean number of events per user (Poisson, at least ``min_events``).
+        Mean number of events per user (Poisson, at least ``min_events``). A user has
+        at most ``n_items // 2`` events (no repeats), which caps both on small catalogs.
     min_events : int, default=5
     sequential_strength : float in [0, 1], default=0.5
     popularity_skew : float, default=0.5

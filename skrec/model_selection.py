@@ -403,6 +403,11 @@ def evaluate_sessions(
     position = frame.groupby(codes).cumcount().to_numpy()
     # case c = (session, i): history = the session's first i events, target = event i
     case_of = np.flatnonzero(position >= 1)  # rows that are targets
+    if not len(case_of):
+        raise ValueError(
+            "sessions has no session of two or more events: each case is a session's prefix "
+            "and its next event, so there is nothing to evaluate."
+        )
     case_id = np.arange(len(case_of))
     starts = case_of - position[case_of]
     history_rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, case_of)])

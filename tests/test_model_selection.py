@@ -257,3 +257,6 @@ def test_evaluate_sessions_scores_every_prefix_like_a_loop(interactions):
     assert len(got["hr@5"]) == 4  # 2 + 1 + 1 cases; the unknown target counts as a miss
     for key, values in expected.items():
         np.testing.assert_allclose(got[key], values)
+    singles = sessions.drop_duplicates("user_id")
+    with pytest.raises(ValueError, match="no session of two or more events"):
+        evaluate_sessions(model, singles)
