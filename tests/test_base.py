@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from skrec import EASE, Popular
+from skrec import EASE, Popular, Random
 from skrec.utils.validation import check_interactions
 
 
@@ -179,6 +179,23 @@ def test_missing_user_ids_are_refused_with_or_without_history(users):
             model.recommend(users, k=1, history=given)
     with pytest.raises(ValueError, match="items has 1 missing id"):
         EASE().fit(_table()).similar_items([10, None], k=1)
+
+
+def test_random_keys_history_users_by_their_history_not_their_row():
+    """Once keyed by row: the same history got another list in another position."""
+    from skrec.datasets import make_interactions
+
+    model = Random(random_state=0).fit(make_interactions(n_users=30, n_items=50, random_state=0))
+    history = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": [1, 2, 3]})
+    forward = model.recommend(["a", "b"], k=10, history=history, exclude_seen=False)
+    backward = model.recommend(["b", "a"], k=10, history=history, exclude_seen=False)
+    assert (forward[0] != forward[1]).any()
+    np.testing.assert_array_equal(forward, backward[::-1])
+    same_items = history.assign(user_id=["c", "c", "b"])
+    again = model.recommend(["c"], k=10, history=same_items, exclude_seen=False)
+    np.testing.assert_array_equal(again[0], forward[0])
+    trained = model.recommend([1, 2], k=10)
+    np.testing.assert_array_equal(model.recommend([2, 1], k=10), trained[::-1])
 
 
 def test_unhashable_ids_in_predict_and_history():

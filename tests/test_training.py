@@ -107,6 +107,7 @@ def test_set_params_device_after_fit(X):
     "model",
     [
         MF(n_factors=8, max_iter=2),
+        MF(n_factors=8, max_iter=2, loss="bpr", sampler="hard"),  # scores ranked on the CPU
         NeuMF(n_factors=8, layers=(16, 8), max_iter=2),
         Item2Vec(n_factors=8, max_iter=2),
         SASRec(n_factors=8, max_len=10, max_iter=2),
@@ -114,7 +115,10 @@ def test_set_params_device_after_fit(X):
         BERT4Rec(n_factors=8, max_len=10, max_iter=2),
         GRU4Rec(n_factors=8, max_len=10, max_iter=2),
     ],
-    ids=lambda m: f"{type(m).__name__}-{m.get_params().get('loss', '')}",
+    ids=lambda m: (
+        f"{type(m).__name__}-{m.get_params().get('loss', '')}"
+        + ("-hard" if m.get_params().get("sampler") == "hard" else "")
+    ),
 )
 def test_cuda_fit_pickles_to_cpu_and_moves(X, model):
     model = clone(model).set_params(device="cuda", random_state=0).fit(X)

@@ -59,7 +59,16 @@ class NegativeSampler:
         self.kind = kind
         self.n_items = int(n_items)
         counts = np.ones(n_items) if counts is None else np.asarray(counts, dtype=np.float64)
-        weights = counts**power if kind == "popularity" else counts
+        weights = counts
+        if kind == "popularity":  # an unseen item is never drawn, whatever the power
+            weights = np.zeros_like(counts)
+            with np.errstate(over="ignore"):  # an overflow is refused just below
+                np.power(counts, power, out=weights, where=counts > 0)
+        if not np.isfinite(weights).all() or not weights.sum() > 0:
+            raise ValueError(
+                f"The {kind} sampler's weights (item counts ** {power}) are not finite and "
+                "positive; use a moderate power (e.g. 0.75)."
+            )
         probability = weights / weights.sum()
         self._cdf = torch.from_numpy(np.cumsum(probability))
         self._log_q = torch.from_numpy(np.log(np.maximum(probability, 1e-12))).float()
@@ -131,7 +140,7 @@ class NegativeSampler:
         if score is None:
             raise ValueError("the 'hard' sampler needs the model's score function.")
         pool, valid = self._draw_rejecting(users, positives, _HARD_POOL * n, generator)
-        with torch.no_grad():
-            scores = score(users, pool).masked_fill(~valid.to(pool.device), -torch.inf)
+        with torch.no_grad():  # ranked on the CPU, where the pool is
+            scores = score(users, pool).cpu().masked_fill(~valid, -torch.inf)
         best = torch.topk(scores, n, dim=1).indices.cpu()  # (B, n)
         return pool.gather(1, best), valid.gather(1, best)

@@ -63,6 +63,19 @@ class EventModel(TorchRecommender):
         query, item, target = self._pairs(data)
         sampler = None
         if self.loss in losses.PAIRWISE:
+            if self.loss == "warp" and self.sampler != "uniform":
+                raise ValueError(
+                    f"loss='warp' estimates the positive's rank from how many uniform draws "
+                    f"it takes to find a violator; sampler={self.sampler!r} draws otherwise "
+                    "(hard negatives come best first, so every violator would look top-"
+                    "ranked). Use sampler='uniform', or another loss."
+                )
+            if self.loss == "sampled_softmax" and self.logq_correction and self.sampler == "hard":
+                raise ValueError(
+                    "logq_correction=True needs each negative's sampling probability, which "
+                    "the 'hard' sampler (the model's top-scored items) does not have. Set "
+                    "logq_correction=False, or use the 'popularity' or 'in_batch' sampler."
+                )
             sampler = NegativeSampler(
                 self.sampler,
                 data.n_items,
@@ -92,8 +105,13 @@ class EventModel(TorchRecommender):
     def _batches(self, prepared: Pairs, module, generator):
         device = self.device_
 
-        def score(queries, items):
-            return module(queries.to(device), items.to(device))
+        def score(queries, items):  # the hard sampler's ranking: without dropout
+            training = module.training
+            module.eval()
+            try:
+                return module(queries.to(device), items.to(device))
+            finally:
+                module.train(training)
 
         query, item, target = self._epoch_pairs(prepared, generator)
         sampler = prepared.sampler

@@ -75,7 +75,9 @@ class Random(BaseRecommender):
     """Recommend random unseen items: the floor every model must clear.
 
     Scores are a fixed pseudo-random function of (``random_state``, user, item), so
-    ``predict`` and ``recommend`` agree and repeated calls give the same answer.
+    ``predict`` and ``recommend`` agree and repeated calls give the same answer. A user
+    served from ``history=`` is keyed by the items of that history, so the same history
+    gets the same list wherever it sits in the request.
 
     Parameters
     ----------
@@ -91,8 +93,19 @@ class Random(BaseRecommender):
         self.seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _score_users(self, context: UserContext):
-        # Users from history get a key past the training users, by their row.
         trained = (context.user_idx >= 0) & ~context.from_history
-        keys = np.where(trained, context.user_idx, self._train.n_users + np.arange(len(context)))
+        keys = np.where(trained, context.user_idx.astype(np.uint64), _history_keys(context.events))
         scores = _hash_uniform(self.seed_, keys, np.arange(self._train.n_items))
         return torch.from_numpy(scores).float()
+
+
+def _history_keys(events) -> np.ndarray:
+    """A key per user of ``events`` from the set of their items (top bit set, so never a
+    training index): a sum of the items' splitmix hashes, wrapping around."""
+    hashed = (_hash_uniform(0, events.item, np.zeros(1, dtype=np.int64))[:, 0] * 2.0**53).astype(
+        np.uint64
+    )
+    keys = np.zeros(events.n_users, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.add.at(keys, events.user, hashed)
+    return keys | np.uint64(1 << 63)

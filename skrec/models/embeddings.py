@@ -98,7 +98,7 @@ class Item2Vec(EventModel):
         **EVENT_CONSTRAINTS,
         "window": [Interval(Integral, 1, None, closed="left"), None],
         "n_contexts": [Interval(Integral, 1, None, closed="left")],
-        "ns_exponent": [Real],
+        "ns_exponent": [Interval(Real, None, None, closed="neither")],  # finite
         "subsample": [Interval(Real, 0, None, closed="left")],
         "recency_half_life": [Interval(Real, 0, None, closed="neither"), None],
         "index": [StrOptions(set(INDEX_KINDS))],

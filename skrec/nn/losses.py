@@ -112,9 +112,12 @@ def warp(
 ):
     """Weighted approximate-rank pairwise loss (WARP), vectorised over N sampled trials.
 
-    The first negative violating the margin ends the trials; with T trials the rank of
-    the positive is estimated as ``⌊(n_items - 1) / T⌋`` and the hinge on that negative
-    is weighted by ``H(rank) = Σ_{r ≤ rank} 1/r``. Positives with no violator add 0.
+    The first negative violating the margin ends the trials; with T trials (the valid
+    negatives up to and including it) the rank of the positive is estimated as
+    ``⌊(n_items - 1) / T⌋`` and the hinge on that negative is weighted by
+    ``H(rank) = Σ_{r ≤ rank} 1/r``. Positives with no violator add 0. The estimate
+    assumes uniform draws in random order (skrec's models allow WARP with the
+    ``uniform`` sampler only).
 
     References: J. Weston, S. Bengio and N. Usunier. WSABIE. IJCAI 2011.
     """
@@ -122,7 +125,11 @@ def warp(
     violates = _masked(hinge > 0, valid, False)
     any_violation = violates.any(1)
     first = violates.float().argmax(1)  # (B,): index of the first violator
-    rank = torch.div(n_items - 1, first + 1, rounding_mode="floor").clamp_min(1)
+    if valid is None:
+        trials = first + 1
+    else:  # invalid slots (a user's own items) were not trials
+        trials = valid.to(first.device).long().cumsum(1).gather(1, first[:, None]).squeeze(1)
+    rank = torch.div(n_items - 1, trials.clamp_min(1), rounding_mode="floor").clamp_min(1)
     weight = torch.special.digamma(rank.double() + 1) + 0.5772156649015329  # H(rank)
     chosen = hinge.gather(1, first[:, None]).squeeze(1)
     loss = weight.to(pos.dtype) * chosen.clamp_min(0) * any_violation

@@ -50,6 +50,20 @@ def test_popularity_follows_counts_to_the_power():
     )
 
 
+def test_a_negative_power_never_draws_unseen_items_and_overflow_is_refused():
+    """0 ** -0.5 is inf: every probability became NaN and all draws fell on the last
+    item. An item with no count is never drawn, whatever the power."""
+    counts = np.array([0.0, 4.0, 9.0, 16.0])
+    sampler = NegativeSampler("popularity", 4, counts=counts, power=-0.5)
+    items = sampler._draw((20000,), torch.Generator().manual_seed(0)).numpy()
+    expected = np.r_[0.0, 1 / np.sqrt(counts[1:])]
+    np.testing.assert_allclose(
+        np.bincount(items, minlength=4) / 20000, expected / expected.sum(), atol=0.01
+    )
+    with pytest.raises(ValueError, match="not finite and positive"):
+        NegativeSampler("popularity", 2, counts=np.array([1e300, 1e300]), power=2.0)
+
+
 def test_in_batch_masks_other_rows_positives():
     sampler = NegativeSampler("in_batch", 10, positives=_positives())
     users, items = torch.tensor([0, 1]), torch.tensor([1, 3])

@@ -140,8 +140,15 @@ def random_level(split):
     return evaluate(Random(random_state=0).fit(train), test)["ndcg@10"]
 
 
-@pytest.mark.parametrize("loss", [name for name in losses.PAIRWISE] + ["softmax"])
-@pytest.mark.parametrize("sampler", ["uniform", "popularity", "in_batch", "hard"])
+@pytest.mark.parametrize(
+    "loss, sampler",
+    [
+        (loss, sampler)
+        for loss in [*losses.PAIRWISE, "softmax"]
+        for sampler in ["uniform", "popularity", "in_batch", "hard"]
+        if loss != "warp" or sampler == "uniform"  # the others are refused (test below)
+    ],
+)
 def test_every_loss_with_every_sampler_learns(split, random_level, loss, sampler):
     # Every combination learns the tastes. (Not all beat Popular: BCE with in-batch
     # negatives and no correction pushes popular items down, a known bias.)
@@ -151,7 +158,7 @@ def test_every_loss_with_every_sampler_learns(split, random_level, loss, sampler
         loss=loss,
         sampler=sampler,
         n_negatives=4,
-        logq_correction=loss == "sampled_softmax" and sampler != "uniform",
+        logq_correction=loss == "sampled_softmax" and sampler not in ("uniform", "hard"),
         max_iter=15,
         batch_size=256,
         learning_rate=0.01,
@@ -160,6 +167,23 @@ def test_every_loss_with_every_sampler_learns(split, random_level, loss, sampler
     assert np.isfinite(model.loss_curve_).all()
     assert model.loss_curve_[-1] < model.loss_curve_[0]
     assert evaluate(model, test)["ndcg@10"] > 1.5 * random_level, (loss, sampler)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(loss="warp", sampler="hard"), "loss='warp' estimates.*sampler='hard'"),
+        (dict(loss="warp", sampler="popularity"), "sampler='popularity' draws otherwise"),
+        (dict(loss="sampled_softmax", sampler="hard", logq_correction=True), "the 'hard'"),
+    ],
+)
+def test_warp_needs_uniform_draws_and_hard_has_no_logq(split, params, match):
+    train, _ = split
+    model = MF(n_factors=4, max_iter=1, random_state=0).fit(train)
+    curve = list(model.loss_curve_)
+    with pytest.raises(ValueError, match=match):
+        model.set_params(**params).fit(train)
+    assert model.loss_curve_ == curve  # the fitted model is kept
 
 
 def test_vectors_fold_biases_into_the_inner_product(split):

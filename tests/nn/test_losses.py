@@ -114,9 +114,11 @@ def test_warp(scores):
     n_items = 50
     total = 0.0
     for b in range(6):
+        trials = 0  # invalid slots are not trials
         for trial in range(4):
+            trials += bool(valid[b, trial])
             if valid[b, trial] and 1 - pos[b] + neg[b, trial] > 0:
-                rank = (n_items - 1) // (trial + 1)
+                rank = (n_items - 1) // trials
                 harmonic = sum(1.0 / r for r in range(1, rank + 1))
                 total += harmonic * float(1 - pos[b] + neg[b, trial])
                 break
