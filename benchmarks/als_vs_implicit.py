@@ -69,15 +69,23 @@ def main():
             raw.fit(matrix, show_progress=False)
         raw_times.append(time.perf_counter() - start)
 
-    model.set_params(index=args.index)
-    users = test.user_id.to_numpy()
-    timings = {}
-    ours = evaluate(model, test, metrics=("hr", "ndcg"), timings=timings)
-    user_idx = model._user_index.get_indexer(users)
     start = time.perf_counter()
-    with threadpool_limits(1, "blas"):
-        ids, _ = raw.recommend(user_idx, matrix[user_idx], N=10, filter_already_liked_items=True)
-    raw_recommend = time.perf_counter() - start
+    model.set_params(index=args.index)  # builds a faiss index (none for "exact")
+    build = time.perf_counter() - start
+    users = test.user_id.to_numpy()
+    user_idx = model._user_index.get_indexer(users)
+    ours_times, raw_times_recommend = [], []
+    for _ in range(args.repeat):  # alternating, best of each
+        timings = {}
+        ours = evaluate(model, test, metrics=("hr", "ndcg"), timings=timings)
+        ours_times.append(timings["recommend_seconds"])
+        start = time.perf_counter()
+        with threadpool_limits(1, "blas"):
+            ids, _ = raw.recommend(
+                user_idx, matrix[user_idx], N=10, filter_already_liked_items=True
+            )
+        raw_times_recommend.append(time.perf_counter() - start)
+    ours_recommend, raw_recommend = min(ours_times), min(raw_times_recommend)
     relevant = test.item_id.to_numpy()
     raw_ids = model.item_ids_[ids]
     result = {
@@ -93,9 +101,11 @@ def main():
         "ndcg@10": {"skrec": ours["ndcg@10"], "implicit": ndcg_at_k(relevant, raw_ids, 10)},
         "hr@10": {"skrec": ours["hr@10"], "implicit": hit_rate_at_k(relevant, raw_ids, 10)},
         "recommend_all_users_seconds": {
-            "skrec (evaluate, incl. metrics)": timings["recommend_seconds"],
+            "skrec recommend (inside evaluate, metrics excluded)": ours_recommend,
+            "skrec index build": build,
             "implicit recommend": raw_recommend,
-            "ratio": timings["recommend_seconds"] / raw_recommend,
+            "ratio": ours_recommend / raw_recommend,
+            "ratio counting the build": (ours_recommend + build) / raw_recommend,
         },
     }
     print(json.dumps(result, indent=2))
