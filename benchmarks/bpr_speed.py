@@ -1,9 +1,12 @@
 """MF (BPR) seconds per epoch against implicit's BPR, same data and factors, same run.
 
-All train on the ml-1m-ncf training pairs (994,169 positives) with one uniform negative
-per positive and ``--factors`` factors:
+All train on the ml-1m-ncf training pairs (994,169 positives) with ``--factors``
+factors, one negative per positive (skrec: uniform):
 
-- implicit: its Cython SGD (hogwild over ``--threads`` threads);
+- implicit: its Cython SGD (hogwild over ``--threads`` threads), whose negatives are the
+  items of random training pairs (popularity-weighted) and whose samples with a
+  negative the user has are skipped without an update (the script prints that share
+  and the ratio per update beside the ratio per epoch);
 - skrec MF, ``optimizer="sgd"``: plain SGD, each step in closed form
   (``skrec.nn.factorization.sgd_step``), batches of ``--sgd-batch-size``;
 - skrec MF, ``optimizer="adam"``: the shared autograd step with Adam, batches of
@@ -115,6 +118,18 @@ def main() -> None:
             f"repeat {repeat + 1}: "
             + ", ".join(f"{name} {seconds[-1]:.3f}" for name, seconds in times.items())
         )
+    # implicit's epoch is not one update per positive: it draws len(pairs) random
+    # (user, positive) entries, takes the item of another random entry as the negative
+    # (so negatives follow item popularity) and skips the sample, without an update,
+    # when the user has that item. skrec redraws such negatives, so each of its epochs
+    # makes one update per positive. The expected share implicit skips:
+    counts = np.bincount(seen.indices, minlength=seen.shape[1]).astype(np.float64)
+    per_user = np.diff(seen.indptr).astype(np.float64)
+    skipped = float((per_user * (seen @ counts)).sum() / seen.nnz**2)
+    print(
+        f"implicit skips {skipped:.1%} of its samples (negative already the user's): "
+        f"{1 - skipped:.1%} of an epoch's samples are updates"
+    )
     reference = times["implicit BPR"]
     for name, seconds in times.items():
         epoch = statistics.median(seconds)
@@ -127,6 +142,16 @@ def main() -> None:
             + " ".join(f"{r:.2f}" for r in ratios)
             + ")"
         )
+    updates = [
+        (mine / len(train)) / (theirs / (len(train) * (1 - skipped)))
+        for mine, theirs in zip(times["skrec MF sgd"], reference)
+    ]
+    print(
+        f"per SGD update, skrec sgd / implicit: {statistics.median(updates):.2f} (per repeat "
+        + " ".join(f"{r:.2f}" for r in updates)
+        + f"); implicit makes {len(train) * (1 - skipped) / statistics.median(reference):,.0f}"
+        " updates/s"
+    )
     print("target: skrec / implicit <= 2")
 
     if args.quality_epochs:
