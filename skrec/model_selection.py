@@ -132,7 +132,8 @@ class TimeSplit(_Splitter):
 
 
 def _time_kind(values: pd.Series) -> str:
-    """ "date" for datetimes (or text that parses only as dates), else "number"."""
+    """The kind of times in ``values``: date (datetimes, or text that parses only as
+    dates) or number."""
     if values.dtype.kind == "M" or isinstance(values.dtype, pd.DatetimeTZDtype):
         return "date"
     if values.dtype.kind in "iufb":

@@ -100,8 +100,8 @@ class Random(BaseRecommender):
 
 
 def _history_keys(events) -> np.ndarray:
-    """A key per user of ``events`` from the set of their items (top bit set, so never a
-    training index): a sum of the items' splitmix hashes, wrapping around."""
+    """A key per user of ``events`` from their items, in any order (top bit set, so never
+    a training index): a sum of the items' splitmix hashes, wrapping around."""
     hashed = (_hash_uniform(0, events.item, np.zeros(1, dtype=np.int64))[:, 0] * 2.0**53).astype(
         np.uint64
     )
