@@ -20,10 +20,16 @@ __all__ = ["Binarize", "Deduplicate", "KCoreFilter"]
 
 class _TableTransformer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
-        check_interactions(X)
-        self._check_params()
-        self.n_features_in_ = as_interaction_frame(X).shape[1]
+        self._fit_table(X)
         return self
+
+    def _fit_table(self, X) -> dict:
+        """``fit``'s checks of ``X`` and the parameters; returns ``check_interactions``'s
+        columns (the frame, parsed timestamps), so a filter need not check ``X`` again."""
+        checked = check_interactions(X)
+        self._check_params()
+        self.n_features_in_ = checked["frame"].shape[1]
+        return checked
 
     def _check_params(self):
         pass
@@ -94,8 +100,7 @@ class KCoreFilter(_TableTransformer):
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
 
     def fit_transform(self, X, y=None):
-        self.fit(X)
-        frame = as_interaction_frame(X)
+        frame = self._fit_table(X)["frame"]
         keep = np.ones(len(frame), dtype=bool)
         users = pd.factorize(frame["user_id"])[0]
         items = pd.factorize(frame["item_id"])[0]
@@ -131,14 +136,11 @@ class Deduplicate(_TableTransformer):
             raise ValueError(f"keep must be 'first' or 'last'; got {self.keep!r}.")
 
     def fit_transform(self, X, y=None):
-        self.fit(X)
-        frame = as_interaction_frame(X)
+        checked = self._fit_table(X)
+        frame, times = checked["frame"], checked["timestamp"]  # dates parsed, not their text
         # Positions, not index labels: the rows keep their input order (which is the time
         # order when there is no timestamp), whatever the index holds.
-        order = np.arange(len(frame))
-        if "timestamp" in frame.columns:  # parsed as fit parses it (dates, not their text)
-            times = check_interactions(frame, require_nonempty=False)["timestamp"]
-            order = np.argsort(times, kind="stable")
+        order = np.arange(len(frame)) if times is None else np.argsort(times, kind="stable")
         pairs = frame[["user_id", "item_id"]].iloc[order]
         keep = np.ones(len(frame), dtype=bool)
         keep[order[pairs.duplicated(keep=self.keep).to_numpy()]] = False
