@@ -145,9 +145,8 @@ class TorchRecommender(BaseRecommender):
 
     # ------------------------------------------------------------- the loop
     def _fit(self, data: Interactions, y) -> None:
-        if self.checkpoint_dir is not None and (
-            isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral)
-        ):
+        # (True is refused with the parameters, before fit gets here)
+        if self.checkpoint_dir is not None and not isinstance(self.random_state, Integral):
             raise ValueError(
                 f"{type(self).__name__}: checkpoint_dir needs an integer random_state (got "
                 f"{self.random_state!r}): a resumed fit must draw the validation split, "
