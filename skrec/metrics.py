@@ -28,31 +28,41 @@ __all__ = [
 ]
 
 
-def _as_relevance(y_true) -> list:
-    return [
+def _relevance(y_true) -> tuple[np.ndarray, np.ndarray]:
+    """The relevant items of all users in one flat array, and how many each user has."""
+    relevant = [
         list(v) if isinstance(v, (list, tuple, set, frozenset, np.ndarray, pd.Series)) else [v]
         for v in y_true
     ]
+    counts = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=len(relevant))
+    # A Series keeps tuple ids whole (np.array would make a 2-D array of them).
+    return pd.Series([x for r in relevant for x in r], dtype=object).to_numpy(), counts
 
 
 def _hits(y_true, y_pred, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean hit matrix (n_users, k) and the number of distinct relevant items per user."""
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
-    relevant = _as_relevance(y_true)
+    rel_items, counts = _relevance(y_true)
     pred = np.asarray(y_pred)
     if pred.ndim != 2:
         raise ValueError(f"y_pred must be 2-D (users x ranked items); got shape {pred.shape}.")
-    if len(relevant) != len(pred):
+    if len(counts) != len(pred):
         raise ValueError(
-            f"y_true has {len(relevant)} users but y_pred has {len(pred)} rows; they must align."
+            f"y_true has {len(counts)} users but y_pred has {len(pred)} rows; they must align."
         )
+    return _hit_matrix(rel_items, counts, pred, k)
+
+
+def _hit_matrix(rel_items, counts, pred, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_hits` of checked input: ``rel_items`` flat, ``counts`` per row of ``pred``."""
     pred = pred[:, :k]
     n, width = pred.shape
-    counts = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=n)
-    # A Series keeps tuple ids whole (np.array would make a 2-D array of them).
-    rel_items = pd.Series([x for r in relevant for x in r], dtype=object).to_numpy()
-    codes, _ = pd.factorize(np.r_[rel_items, pred.ravel().astype(object)], use_na_sentinel=True)
+    if rel_items.dtype.kind in "iu" and pred.dtype.kind in "iu":
+        both = np.r_[rel_items, pred.ravel()]  # integer ids: no Python object per id
+    else:
+        both = np.r_[rel_items.astype(object), pred.ravel().astype(object)]
+    codes, _ = pd.factorize(both, use_na_sentinel=True)
     rel_codes, pred_codes = codes[: len(rel_items)], codes[len(rel_items) :].reshape(n, width)
     if (rel_codes < 0).any():
         users = np.unique(np.repeat(np.arange(n), counts)[rel_codes < 0])
@@ -63,15 +73,22 @@ def _hits(y_true, y_pred, k: int) -> tuple[np.ndarray, np.ndarray]:
     n_codes = codes.max() + 2 if len(codes) else 1
     rel_keys = np.unique(np.repeat(np.arange(n), counts) * n_codes + rel_codes)
     n_relevant = np.bincount(rel_keys // n_codes, minlength=n)
-    hits = np.isin(np.arange(n)[:, None] * n_codes + pred_codes, rel_keys) & (pred_codes >= 0)
-    # A repeated item in a ranking counts once, at its first position.
-    if width > 1:
-        first = np.ones_like(hits)
-        order = np.argsort(pred_codes, axis=1, kind="stable")
-        sorted_codes = np.take_along_axis(pred_codes, order, axis=1)
-        repeat = np.c_[np.zeros((n, 1), bool), sorted_codes[:, 1:] == sorted_codes[:, :-1]]
+    keys = np.arange(n)[:, None] * n_codes + pred_codes
+    hits = np.zeros(keys.shape, dtype=bool)
+    if len(rel_keys):  # sorted (np.unique): membership by binary search
+        found = rel_keys[np.minimum(np.searchsorted(rel_keys, keys), len(rel_keys) - 1)]
+        hits = (found == keys) & (pred_codes >= 0)
+    # A repeated item in a ranking counts once, at its first position. Only rows with two
+    # or more hits can hold a repeated hit, so only those are sorted.
+    rows = np.flatnonzero(hits.sum(1) > 1)
+    if len(rows):
+        codes_r = pred_codes[rows]
+        first = np.ones_like(codes_r, dtype=bool)
+        order = np.argsort(codes_r, axis=1, kind="stable")
+        sorted_codes = np.take_along_axis(codes_r, order, axis=1)
+        repeat = np.c_[np.zeros((len(rows), 1), bool), sorted_codes[:, 1:] == sorted_codes[:, :-1]]
         np.put_along_axis(first, order, ~repeat, axis=1)
-        hits &= first
+        hits[rows] &= first
     if width < k:
         hits = np.c_[hits, np.zeros((n, k - width), bool)]
     return hits, n_relevant
@@ -89,22 +106,62 @@ def _discounts(k: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, k + 2))
 
 
+def _hit_rate(hits, n_rel, k):
+    return hits.any(1)
+
+
+def _precision(hits, n_rel, k):
+    return hits.sum(1) / k
+
+
+def _recall(hits, n_rel, k):
+    return hits.sum(1) / np.maximum(n_rel, 1)
+
+
+def _ndcg(hits, n_rel, k):
+    discounts = _discounts(k)
+    ideal = np.r_[0.0, np.cumsum(discounts)][np.minimum(n_rel, k)]
+    return hits @ discounts / np.maximum(ideal, 1e-12)
+
+
+def _map(hits, n_rel, k):
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return (precision * hits).sum(1) / np.maximum(np.minimum(n_rel, k), 1)
+
+
+def _mrr(hits, n_rel, k):
+    return np.where(hits.any(1), 1.0 / (hits.argmax(1) + 1), 0.0)
+
+
+#: Each top-k metric as a function of :func:`_hits`' output, by its short name.
+FROM_HITS = {
+    "ndcg": _ndcg,
+    "hr": _hit_rate,
+    "recall": _recall,
+    "precision": _precision,
+    "map": _map,
+    "mrr": _mrr,
+}
+
+
+def _top_k(metric, y_true, y_pred, k, per_user):
+    hits, n_rel = _hits(y_true, y_pred, k)
+    return _finish(metric(hits, n_rel, k), n_rel, per_user)
+
+
 def hit_rate_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     """Share of users with at least one relevant item in their top ``k``."""
-    hits, n_rel = _hits(y_true, y_pred, k)
-    return _finish(hits.any(1), n_rel, per_user)
+    return _top_k(_hit_rate, y_true, y_pred, k, per_user)
 
 
 def precision_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     """Relevant items in the top ``k``, divided by ``k``."""
-    hits, n_rel = _hits(y_true, y_pred, k)
-    return _finish(hits.sum(1) / k, n_rel, per_user)
+    return _top_k(_precision, y_true, y_pred, k, per_user)
 
 
 def recall_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     """Relevant items in the top ``k``, divided by the number of relevant items."""
-    hits, n_rel = _hits(y_true, y_pred, k)
-    return _finish(hits.sum(1) / np.maximum(n_rel, 1), n_rel, per_user)
+    return _top_k(_recall, y_true, y_pred, k, per_user)
 
 
 def ndcg_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
@@ -113,24 +170,17 @@ def ndcg_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     DCG = sum over hits at 0-based position i of 1 / log2(i + 2); the ideal DCG puts
     min(n_relevant, k) hits first.
     """
-    hits, n_rel = _hits(y_true, y_pred, k)
-    discounts = _discounts(k)
-    ideal = np.r_[0.0, np.cumsum(discounts)][np.minimum(n_rel, k)]
-    return _finish(hits @ discounts / np.maximum(ideal, 1e-12), n_rel, per_user)
+    return _top_k(_ndcg, y_true, y_pred, k, per_user)
 
 
 def map_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     """Mean average precision: precision at each hit, summed, over min(n_relevant, k)."""
-    hits, n_rel = _hits(y_true, y_pred, k)
-    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
-    return _finish((precision * hits).sum(1) / np.maximum(np.minimum(n_rel, k), 1), n_rel, per_user)
+    return _top_k(_map, y_true, y_pred, k, per_user)
 
 
 def mrr_at_k(y_true, y_pred, k: int = 10, *, per_user: bool = False):
     """Reciprocal rank of the first relevant item in the top ``k`` (0 if none)."""
-    hits, n_rel = _hits(y_true, y_pred, k)
-    first = hits.argmax(1)
-    return _finish(np.where(hits.any(1), 1.0 / (first + 1), 0.0), n_rel, per_user)
+    return _top_k(_mrr, y_true, y_pred, k, per_user)
 
 
 def auc(y_true, y_score, *, per_user: bool = False):

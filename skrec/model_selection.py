@@ -186,21 +186,15 @@ class UserHoldout(_Splitter):
 
 
 # ------------------------------------------------------------------ evaluation
-_TOP_K = {
-    "ndcg": _metrics.ndcg_at_k,
-    "hr": _metrics.hit_rate_at_k,
-    "recall": _metrics.recall_at_k,
-    "precision": _metrics.precision_at_k,
-    "map": _metrics.map_at_k,
-    "mrr": _metrics.mrr_at_k,
-}
 _METRIC_ALIASES = {"hit_rate": "hr", "hitrate": "hr"}
 
 
 def _metric_name(metric: str) -> str:
     name = _METRIC_ALIASES.get(metric, metric)
-    if name not in _TOP_K:
-        raise ValueError(f"Unknown ranking metric {metric!r}; choose from {sorted(_TOP_K)}.")
+    if name not in _metrics.FROM_HITS:
+        raise ValueError(
+            f"Unknown ranking metric {metric!r}; choose from {sorted(_metrics.FROM_HITS)}."
+        )
     return name
 
 
@@ -233,15 +227,37 @@ class _Grouped:
         self.items = checked["item"][order]
         self.bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(users)))]
 
-    def __getitem__(self, block: slice) -> list:
-        start, stop, _ = block.indices(len(self.users))
-        return [
-            self.items[a:b]
-            for a, b in zip(self.bounds[start:stop], self.bounds[start + 1 : stop + 1])
-        ]
+    def block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """The relevant items of users ``start:stop`` back to back, and their counts."""
+        bounds = self.bounds[start : stop + 1]
+        return self.items[bounds[0] : bounds[-1]], np.diff(bounds)
 
     def sizes(self) -> np.ndarray:
         return np.diff(self.bounds)
+
+
+def _lists(model, users, served, width, k, **kwargs) -> np.ndarray:
+    """Top-``width`` lists of the ``served`` users (a mask over ``users``) in a
+    (len(users), k) array; the other rows and the slots past ``width`` hold None."""
+    if served.all() and width == k:
+        return model.recommend(users, k=k, **kwargs)  # ids keep their dtype
+    recs = np.full((len(users), k), None, dtype=object)
+    if served.any():
+        recs[served, :width] = model.recommend(users[served], k=width, **kwargs)
+    return recs
+
+
+def _top_k(names, items, counts, recs, k) -> dict:
+    """Per-user values of the named metrics, from one hit matrix.
+
+    ``items`` holds every row's relevant items back to back, ``counts`` how many are
+    each row's.
+    """
+    hits, n_rel = _metrics._hit_matrix(items, counts, recs, k)
+    return {
+        name: _metrics._finish(_metrics.FROM_HITS[name](hits, n_rel, k), n_rel, per_user=True)
+        for name in names
+    }
 
 
 def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
@@ -341,14 +357,12 @@ def evaluate(
         width = min(k, len(model.item_ids_))
         parts = {name: [] for name in names}
         for start in range(0, len(users), EVALUATE_BLOCK):
-            block = slice(start, start + EVALUATE_BLOCK)
-            recs = np.full((len(users[block]), k), None, dtype=object)
-            if known[block].any():
-                started = time.perf_counter()
-                recs[known[block], :width] = model.recommend(users[block][known[block]], k=width)
-                ranking += time.perf_counter() - started
-            for name in names:
-                parts[name].append(_TOP_K[name](relevant[block], recs, k, per_user=True))
+            stop = min(start + EVALUATE_BLOCK, len(users))
+            started = time.perf_counter()
+            recs = _lists(model, users[start:stop], known[start:stop], width, k)
+            ranking += time.perf_counter() - started
+            for name, values in _top_k(names, *relevant.block(start, stop), recs, k).items():
+                parts[name].append(values)
         for name in names:
             out[f"{name}@{k}"] = np.concatenate(parts[name]) if parts[name] else np.zeros(0)
     elif protocol == "sampled":
@@ -432,18 +446,19 @@ def evaluate_sessions(
     names = [_metric_name(m) for m in metrics]
     started = time.perf_counter()
     width = min(k, len(model.item_ids_))
-    recs = np.full((len(case_id), k), None, dtype=object)
-    if served.any():
-        recs[served, :width] = model.recommend(
-            case_id[served],
-            k=width,
-            history=history[served[history_case]],
-            exclude_seen=exclude_seen,
-        )
+    recs = _lists(
+        model,
+        case_id,
+        served,
+        width,
+        k,
+        history=history[served[history_case]],
+        exclude_seen=exclude_seen,
+    )
     if timings is not None:
         timings["recommend_seconds"] = time.perf_counter() - started
-    relevant = [[t] for t in targets]
-    out = {f"{n}@{k}": _TOP_K[n](relevant, recs, k, per_user=True) for n in names}
+    counts = np.ones(len(targets), dtype=np.int64)
+    out = {f"{n}@{k}": v for n, v in _top_k(names, targets, counts, recs, k).items()}
     if per_user:
         return out
     return {key: float(np.mean(value)) for key, value in out.items()}

@@ -185,6 +185,35 @@ def test_evaluate_ranks_users_in_blocks_with_the_same_result(interactions, monke
         assert len(values) == test.user_id.nunique()
 
 
+def test_evaluate_matches_the_metric_functions_on_integer_and_string_ids(interactions):
+    """evaluate scores integer ids without Python objects; the values must be those of
+    the public metrics on the recommended lists, and the same with string ids."""
+    from skrec import EASE
+    from skrec import metrics as m
+
+    train_rows, test_rows = next(UserHoldout(test_size=0.3, random_state=0).split(interactions))
+    train, test = interactions.iloc[train_rows], interactions.iloc[test_rows]
+    names = ("ndcg", "hr", "recall", "precision", "map", "mrr")
+    functions = (m.ndcg_at_k, m.hit_rate_at_k, m.recall_at_k, m.precision_at_k, m.map_at_k)
+    functions += (m.mrr_at_k,)
+    results = []
+    for ids in (lambda v: v, lambda v: "i" + v.astype(str)):
+        tr, te = train.assign(item_id=ids(train.item_id)), test.assign(item_id=ids(test.item_id))
+        model = EASE(l2_reg=10.0).fit(tr)
+        got = evaluate(model, te, metrics=names, k=5, per_user=True)
+        users = te.user_id.unique()
+        relevant = [set(te.item_id[te.user_id == u]) for u in users]
+        assert max(map(len, relevant)) > 1  # several relevant items per user
+        lists = model.recommend(users, k=5)
+        for name, function in zip(names, functions):
+            np.testing.assert_allclose(
+                got[f"{name}@5"], function(relevant, lists, 5, per_user=True)
+            )
+        results.append(got)
+    for key, values in results[0].items():
+        np.testing.assert_allclose(results[1][key], values)
+
+
 # ------------------------------------------------------------------ real data (P1)
 def test_p1_popular_ml_100k_matches_reference_three_ways():
     """P1 on ml-100k: same split as the independent reference and NDCG@10 = 0.0449."""
