@@ -252,7 +252,15 @@ class BaseRecommender(BaseEstimator):
             return self._training_context(self._known_users(users))
         user_idx = lookup(self._user_index, users, "users")
 
-        checked = check_interactions(history, name="history", require_nonempty=False)
+        ratings = self._history_holds_ratings()
+        checked = check_interactions(
+            history, name="history", require_nonempty=False, signed_weights=ratings
+        )
+        if ratings and checked["weight"] is None:
+            raise ValueError(
+                f"{type(self).__name__} learns the users of history= from their ratings, and "
+                "history has no 'weight' column: add the users' ratings as a 'weight' column."
+            )
         request_codes, request_users = pd.factorize(users)
         hist_row = lookup(
             pd.Index(np.asarray(request_users, dtype=object)),
@@ -291,6 +299,11 @@ class BaseRecommender(BaseEstimator):
             weight=np.r_[history_events.weight, train_events.weight],
         )
         return UserContext(user_idx, from_history, events)
+
+    def _history_holds_ratings(self) -> bool:
+        """Whether ``history``'s ``weight`` column holds explicit ratings (any sign, and
+        required) rather than implicit weights."""
+        return False
 
     # ------------------------------------------------------------- public API
     def predict(self, X) -> np.ndarray:

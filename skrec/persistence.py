@@ -183,7 +183,7 @@ class _Writer:
         if ref is None:
             ref = f"arrays/{len(self.arrays)}.npy"
             buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            np.save(buffer, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d
             self.arrays[ref] = buffer.getvalue()
             self._refs[id(array)] = ref
             self._keep_alive.append(array)

@@ -189,6 +189,13 @@ class TorchRecommender(BaseRecommender):
             saved = checkpoint.load(module, optimizer, generator)
             if saved is not None:
                 best_score, best_state, best_epoch, stale, start = saved
+                if start - 1 > self.max_iter:
+                    raise ValueError(
+                        f"{type(self).__name__}: the checkpoint {checkpoint.path} holds "
+                        f"{start - 1} epochs, more than max_iter={self.max_iter}, and a "
+                        f"{self.max_iter}-epoch fit cannot be taken from it. Set max_iter >= "
+                        f"{start - 1} to use it, or give this fit another checkpoint_dir."
+                    )
                 if start > self.max_iter or (validation and stale >= self.n_iter_no_change):
                     return checkpoint.finish(module, best_state, start - 1, best_epoch)
         bar = tqdm(
@@ -298,10 +305,13 @@ class TorchRecommender(BaseRecommender):
         return getattr(self, "device_", "cpu")
 
     def set_params(self, **params):
+        moving = "device" in params and hasattr(self, "module_")
+        # Resolved before anything changes: a refused device leaves the model as it was.
+        device = _usable_device(params["device"], strict=True) if moving else None
         super().set_params(**params)
-        if "device" in params and hasattr(self, "module_"):
-            self.device_ = _usable_device(self.device, strict=True)
-            self.module_.to(self.device_)
+        if moving:
+            self.module_.to(device)
+            self.device_ = device
         return self
 
     def __getstate__(self):
@@ -348,6 +358,8 @@ class _Checkpoint:
         data = model._train  # the whole fit data; the validation split follows from the seed
         for array in (data.user, data.item, data.weight):
             digest.update(np.ascontiguousarray(array).tobytes())
+        if data.timestamp is None:  # another validation split (random, not the last event)
+            digest.update(b"no timestamps")
         if data.target is not None:  # ``y``: other ratings are another fit
             digest.update(np.ascontiguousarray(data.target, dtype=np.float64).tobytes())
         self.model = model
@@ -450,8 +462,13 @@ def _make_optimizer(name, parameters, learning_rate, weight_decay):
 def _usable_device(device, *, strict: bool) -> torch.device:
     """``device`` resolved; an unavailable accelerator is an error when ``strict``,
     otherwise (loading a pickle on another machine) a warning and the CPU."""
-    resolved = resolve_device(device)
-    available = {
+    try:
+        resolved = resolve_device(device)
+    except ValueError:
+        if strict:
+            raise
+        resolved = None  # e.g. "cuda:1" saved on a machine with more devices than this one
+    available = resolved is not None and {
         "cpu": True,
         "cuda": torch.cuda.is_available(),
         "mps": getattr(torch.backends, "mps", None) is not None

@@ -63,6 +63,24 @@ def test_round_trip_gives_the_same_recommendations(X, tmp_path, name):
     again.fit(X)
 
 
+def test_numpy_scalar_parameters_round_trip_as_scalars(X, tmp_path):
+    """GridSearchCV hands out numpy scalars (ParameterGrid over np.arange); they used to
+    come back as 1-element arrays that broke loading, fold-in and refitting."""
+    from sklearn.base import clone
+
+    params = dict(n_factors=np.int64(4), learning_rate=np.float32(0.01), random_state=np.int64(0))
+    model = skrec.MF(max_iter=2, **params).fit(X)
+    loaded = skrec.load(skrec.save(model, tmp_path / "m.skrec"))
+    for name, value in params.items():
+        got = getattr(loaded, name)
+        assert type(got) is type(value) and got == value, (name, got)
+    history = X[X.user_id == X.user_id.iloc[0]].assign(user_id="new")
+    np.testing.assert_array_equal(
+        loaded.recommend(["new"], history=history), model.recommend(["new"], history=history)
+    )
+    clone(loaded).fit(X)
+
+
 def test_unfitted_models_and_nested_parts_round_trip(X, tmp_path):
     unfitted = skrec.SASRec(n_factors=16, dropout=0.3, loss="gbce", checkpoint_dir=tmp_path)
     assert skrec.load(skrec.save(unfitted, tmp_path / "a.skrec")).get_params() == (

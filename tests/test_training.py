@@ -101,6 +101,33 @@ def test_set_params_device_after_fit(X):
         MF(device="gpu-please").fit(X)
 
 
+def test_a_refused_device_change_leaves_the_model_as_it_was(X):
+    model = MF(n_factors=8, max_iter=1, device="cpu", random_state=0).fit(X)
+    users = X.user_id.unique()[:5]
+    before = model.recommend(users)
+    with pytest.raises(ValueError, match="not a torch device"):
+        model.set_params(device="tpu-please", max_iter=3)
+    assert model.device == "cpu" and model.max_iter == 1
+    again = pickle.loads(pickle.dumps(model))  # used to fail on the refused device
+    np.testing.assert_array_equal(again.recommend(users), before)
+    clone(model).fit(X)
+
+
+def test_a_missing_cuda_index_loads_on_the_cpu(X, monkeypatch):
+    """Saved for cuda:1, loaded where there is one GPU: a warning and the CPU (simulated:
+    the probes say one CUDA device; no tensor is moved to it)."""
+    model = MF(n_factors=8, max_iter=1, device="cpu", random_state=0).fit(X)
+    model.device = "cuda:1"
+    blob = pickle.dumps(model)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(UserWarning, match="loaded on the CPU"):
+        again = pickle.loads(blob)
+    assert again.device_ == torch.device("cpu")
+    with pytest.raises(ValueError, match="1 CUDA device"):  # a fit still refuses it
+        clone(again).fit(X)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize(
@@ -293,6 +320,28 @@ def test_ctrl_c_while_saving_a_checkpoint_keeps_that_epoch(
     if not early_stopping:
         for name, value in three.module_.state_dict().items():
             torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_a_checkpoint_past_max_iter_is_refused_not_handed_back(X, tmp_path):
+    """A 2-epoch fit cannot be taken from a 4-epoch checkpoint: a clear error, not the
+    longer model (it used to come back with n_iter_=4 > max_iter)."""
+    params = dict(n_factors=4, random_state=0, checkpoint_dir=tmp_path)
+    MF(max_iter=4, **params).fit(X)
+    with pytest.raises(ValueError, match="holds 4 epochs, more than max_iter=2"):
+        MF(max_iter=2, **params).fit(X)
+    assert MF(max_iter=4, **params).fit(X).n_iter_ == 4  # the checkpoint is kept
+
+
+def test_the_same_events_without_timestamps_are_another_fit(X, tmp_path):
+    """Timestamps decide the validation split (the last event, not a random one)."""
+    params = dict(n_factors=4, early_stopping=True, random_state=0, checkpoint_dir=tmp_path)
+    timed = X.sort_values(["user_id", "timestamp"], kind="stable")
+    MF(max_iter=2, **params).fit(timed)
+    untimed = timed.drop(columns="timestamp")
+    model = MF(max_iter=3, **params).fit(untimed)
+    direct = MF(max_iter=3, **dict(params, checkpoint_dir=None)).fit(untimed)
+    assert model.validation_scores_ == direct.validation_scores_
+    assert len(list(tmp_path.glob("MF-*.pt"))) == 2
 
 
 def test_a_finished_checkpointed_fit_extends_with_more_epochs(X, tmp_path):

@@ -201,6 +201,9 @@ class EventModel(TorchRecommender):
         parameters to train for them."""
         raise NotImplementedError
 
+    def _history_holds_ratings(self) -> bool:
+        return self.loss == "mse"
+
     def _fold_in(self, events: Interactions):
         """Train fresh user rows on ``events`` (item side frozen) with the model's loss;
         returns the module holding them."""
@@ -211,8 +214,11 @@ class EventModel(TorchRecommender):
             module, parameters = self._module_for_new_users(events.n_users)
             module.to(self.device_)
             generator = torch.Generator().manual_seed(seed)
-            self._run(module, parameters, self._prepare(events), generator)
-        return module.eval()
+            try:
+                self._run(module, parameters, self._prepare(events), generator)
+            finally:
+                module.eval()  # also when interrupted: shared layers must not stay in training mode
+        return module
 
     @property
     def _fold_in_seed(self) -> int:

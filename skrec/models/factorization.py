@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from numbers import Integral, Real
 
@@ -10,6 +11,7 @@ import torch
 from joblib import effective_n_jobs
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
+from torch import nn
 
 from ..base import INDEX_KINDS, BaseRecommender, UserContext
 from ..nn.factorization import DotProduct
@@ -562,8 +564,12 @@ class NeuMF(EventModel):
         for name, child in fitted.named_children():
             if name.startswith("user_"):
                 parameters.append(getattr(module, name).weight)
-            else:
+            elif isinstance(child, nn.Embedding):  # no train/eval behaviour: shared
                 setattr(module, name, child)
+            else:
+                # Copied, not shared: the fold-in trains with dropout, and switching the
+                # fitted layers to training mode would change concurrent scoring.
+                setattr(module, name, copy.deepcopy(child))
         return module, parameters
 
     def _score_users(self, context):

@@ -220,7 +220,7 @@ _TIME_RANGE = (
 )
 
 
-def _check_weights(values, name: str, column: str = "weight") -> np.ndarray:
+def _check_weights(values, name: str, column: str = "weight", signed: bool = False) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -239,7 +239,7 @@ def _check_weights(values, name: str, column: str = "weight") -> np.ndarray:
             "Rescale them (e.g. divide by their maximum) or take a logarithm."
         )
     negative = array < 0
-    if negative.any():
+    if not signed and negative.any():
         raise ValueError(
             f"Column '{column}' of {name} has negative values, e.g. {array[negative][:3].tolist()} "
             f"at row(s) {np.flatnonzero(negative)[:5].tolist()}; implicit weights must be >= 0. "
@@ -255,12 +255,14 @@ def check_interactions(
     name: str = "X",
     require_timestamp: bool = False,
     require_nonempty: bool = True,
+    signed_weights: bool = False,
 ) -> dict:
     """Validate an interaction table and return its columns as numpy arrays.
 
     Returns a dict with ``user``, ``item`` (raw ids), ``timestamp`` (int64/float64 or
     None), ``weight`` (float64 or None), ``y`` (float64 or None) and ``frame`` (the
-    DataFrame view of ``X``).
+    DataFrame view of ``X``). ``weight`` holds implicit weights (>= 0) unless
+    ``signed_weights``, where it holds ratings of any sign.
     """
     frame = as_interaction_frame(X, name=name)
     if require_nonempty and len(frame) == 0:
@@ -285,7 +287,7 @@ def check_interactions(
             "X.assign(timestamp=range(len(X)))."
         )
     if WEIGHT in frame.columns:
-        out["weight"] = _check_weights(frame[WEIGHT], name)
+        out["weight"] = _check_weights(frame[WEIGHT], name, signed=signed_weights)
     if y is not None:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(frame):

@@ -216,6 +216,13 @@ def test_explicit_ratings_beat_the_global_mean():
     assert rmse < 0.5 * baseline, (rmse, baseline)
     with pytest.raises(ValueError, match="loss='mse' trains on explicit ratings"):
         MF(loss="mse").fit(X)
+    # a new user is learned from the ratings of history=: without them, a clear error
+    # (it used to fold in every rating as 1.0)
+    history = X.iloc[:5].assign(user_id="new")
+    with pytest.raises(ValueError, match="history has no 'weight' column"):
+        model.recommend(["new"], history=history)
+    rated = model.recommend(["new"], history=history.assign(weight=ratings[:5]))
+    assert rated.shape == (1, 10)
 
 
 @pytest.mark.parametrize("Model", [MF, NeuMF])
@@ -231,6 +238,37 @@ def test_history_user_is_folded_in_near_the_known_one(split, Model):
     assert overlap >= 5 and overlap > len(set(known) & set(ranked_by_popularity)) - 2, overlap
     # other users are untouched by the fold-in
     np.testing.assert_array_equal(model.recommend([user, "clone"], k=10, history=events)[0], known)
+
+
+def test_neumf_fold_in_never_puts_the_fitted_layers_in_training_mode(split, monkeypatch):
+    """The fold-in trains new users with dropout; the fitted model must go on scoring
+    without it, during the fold-in (other threads) and after an interrupted one."""
+    train, _ = split
+    model = NeuMF(dropout=0.5, max_iter=2, random_state=0).fit(train)
+    pairs = train.iloc[:50]
+    before = model.predict(pairs)
+    events = train[train.user_id == train.user_id.iloc[0]].assign(user_id="new")
+    modes, step = [], model._train_step
+    dropouts = [m for m in model.module_.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts
+
+    def watching_step(module, *args):
+        modes.append(any(m.training for m in dropouts))
+        np.testing.assert_array_equal(model.predict(pairs), before)  # a concurrent caller
+        return step(module, *args)
+
+    monkeypatch.setattr(model, "_train_step", watching_step)
+    model.recommend(["new"], history=events)
+    assert modes and not any(modes)
+
+    def interrupted_step(module, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "_train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        model.recommend(["new"], history=events)
+    assert not any(m.training for m in model.module_.modules())
+    np.testing.assert_array_equal(model.predict(pairs), before)
 
 
 def test_neumf_pretraining_starts_from_the_average_of_gmf_and_mlp(split):
