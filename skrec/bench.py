@@ -73,11 +73,27 @@ class PeakMemory:
 
 
 def load_config(dataset: str, path=None) -> dict:
-    """Model specs for ``dataset`` from ``path`` or ``skrec/configs/<dataset>.json``."""
-    path = Path(path) if path else CONFIG_DIR / f"{dataset}.json"
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text()).get("models", {})
+    """Model specs for ``dataset`` from ``path`` or ``skrec/configs/<dataset>.json``.
+
+    A dataset without a shipped config has none (defaults); a ``path`` given must be a
+    JSON object with a ``"models"`` mapping.
+    """
+    if path is None:
+        shipped = CONFIG_DIR / f"{dataset}.json"
+        return json.loads(shipped.read_text())["models"] if shipped.exists() else {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {str(path)!r} is not a file.")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("models"), dict):
+        raise ValueError(
+            f'config {str(path)!r} must be a JSON object with a "models" mapping of model '
+            'names to parameters, e.g. {"models": {"EASE": {"l2_reg": 500}}}.'
+        )
+    return config["models"]
 
 
 def make_model(name: str, spec: dict | None = None):
@@ -90,9 +106,15 @@ def make_model(name: str, spec: dict | None = None):
     import skrec
 
     def build(cls_name, params):
-        cls = getattr(skrec, cls_name, None) or getattr(preprocessing, cls_name, None)
-        if cls is None:
-            raise ValueError(f"Unknown model {cls_name!r}; skrec exports {skrec.ESTIMATORS}.")
+        if cls_name in skrec.ESTIMATORS:
+            cls = getattr(skrec, cls_name)
+        elif cls_name in preprocessing.__all__:
+            cls = getattr(preprocessing, cls_name)
+        else:
+            raise ValueError(
+                f"Unknown model {cls_name!r}; skrec's estimators are {skrec.ESTIMATORS} (and "
+                f"the config's names), its transformers {preprocessing.__all__}."
+            )
         return cls(**params)
 
     spec = dict(spec or {})

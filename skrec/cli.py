@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .bench import PROTOCOLS, leaderboard, run_bench, write_results
 
@@ -20,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--dataset",
         default="synthetic",
-        help="synthetic (default), ml-100k, ml-1m, ml-1m-ncf, beauty, diginetica, or a .csv path",
+        help="synthetic (default), ml-100k, ml-1m, beauty, a .csv path (protocol "
+        "leave-last-out); ml-1m-ncf (--protocol ncf); diginetica (--protocol session); "
+        "ml-100k with --protocol ratings",
     )
     bench.add_argument(
         "--models",
@@ -36,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON of model parameters (default: skrec/configs/<dataset>.json)",
     )
     bench.add_argument("--data-home", default=None, help="dataset folder (default: $SKREC_DATA)")
-    bench.add_argument("--random-state", type=int, default=0)
+    bench.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        help="seed of --dataset synthetic (models take theirs from the config)",
+    )
     bench.add_argument(
         "--checkpoint-dir",
         default=None,
@@ -57,6 +65,12 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
         models = [m.strip() for m in args.models.split(",") if m.strip()]
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():  # found before any model is fitted
+            print(
+                f"skrec bench: error: --out {args.out!r} is a file; name a folder.", file=sys.stderr
+            )
+            return 2
         try:
             records = run_bench(
                 args.dataset,
@@ -70,7 +84,7 @@ def main(argv=None) -> int:
                 baseline=args.baseline,
                 verbose=not args.quiet,
             )
-        except (ValueError, FileNotFoundError, TypeError) as exc:
+        except (ValueError, OSError, TypeError) as exc:  # OSError: files, downloads
             print(f"skrec bench: error: {exc}", file=sys.stderr)
             return 2
         print(f"dataset={args.dataset} protocol={args.protocol} k={args.k}")

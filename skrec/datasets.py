@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import numbers
 import os
 import urllib.request
 import zipfile
@@ -86,10 +87,16 @@ def make_interactions(
     >>> list(X.columns)
     ['user_id', 'item_id', 'timestamp']
     """
-    if n_users < 2 or n_items < 2:
-        raise ValueError("make_interactions needs n_users >= 2 and n_items >= 2.")
+    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_factors", n_factors)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"make_interactions: {name} must be an integer; got {value!r}.")
+    if n_users < 2 or n_items < 2 or n_factors < 1:
+        raise ValueError("make_interactions needs n_users >= 2, n_items >= 2, n_factors >= 1.")
     if not 0 <= sequential_strength <= 1:
         raise ValueError(f"sequential_strength must be in [0, 1]; got {sequential_strength}.")
+    for name, value in (("popularity_skew", popularity_skew), ("temperature", temperature)):
+        if not np.isfinite(value):
+            raise ValueError(f"make_interactions: {name} must be finite; got {value!r}.")
     rng = check_random_state(random_state)
     users = rng.normal(size=(n_users, n_factors)) / np.sqrt(n_factors)
     items = rng.normal(size=(n_items, n_factors))
@@ -486,7 +493,7 @@ _BY_NAME = {
 def fetch_interactions(name: str, data_home=None, random_state=0) -> pd.DataFrame:
     """The interaction table of a named dataset, or of a CSV file.
 
-    Names: ``synthetic`` (``make_interactions`` with default sizes), ``ml-100k``,
+    Names: ``synthetic`` (``make_interactions`` with 1,000 users and 300 items), ``ml-100k``,
     ``ml-1m`` (the sequences), ``beauty``, ``diginetica``; anything ending in ``.csv``
     is read as a table with ``user_id``, ``item_id`` (and optional ``timestamp``,
     ``weight``) columns.
@@ -503,6 +510,12 @@ def fetch_interactions(name: str, data_home=None, random_state=0) -> pd.DataFram
         )
     if str(name).endswith(".csv"):
         return pd.read_csv(name)
+    if name == "ml-1m-ncf":
+        raise ValueError(
+            "ml-1m-ncf comes as train pairs with listed test negatives: evaluate it with "
+            "the NCF protocol (skrec bench --dataset ml-1m-ncf --protocol ncf), or load it "
+            "with skrec.datasets.load_ml_1m_ncf."
+        )
     raise ValueError(
         f"Unknown dataset {name!r}; use one of {['synthetic', *_BY_NAME]} or a .csv path."
     )

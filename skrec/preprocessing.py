@@ -7,13 +7,16 @@ so held-out events are never silently dropped. ``Binarize`` filters at both.
 
 from __future__ import annotations
 
+import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 
-from .utils.validation import as_interaction_frame, check_interactions
+from .utils.validation import _check_weights, as_interaction_frame, check_interactions
 
 __all__ = ["Binarize", "Deduplicate", "KCoreFilter"]
 
@@ -25,8 +28,9 @@ class _TableTransformer(TransformerMixin, BaseEstimator):
 
     def _fit_table(self, X) -> dict:
         """``fit``'s checks of ``X`` and the parameters; returns ``check_interactions``'s
-        columns (the frame, parsed timestamps), so a filter need not check ``X`` again."""
-        checked = check_interactions(X)
+        columns (the frame, parsed timestamps), so a filter need not check ``X`` again.
+        A ``weight`` column may hold ratings of either sign here (Binarize's input)."""
+        checked = check_interactions(X, signed_weights=True)
         self._check_params()
         self.n_features_in_ = checked["frame"].shape[1]
         return checked
@@ -60,16 +64,32 @@ class Binarize(_TableTransformer):
         self.keep_weight = keep_weight
 
     def _check_params(self):
-        if not isinstance(self.threshold, Real):
-            raise ValueError(f"threshold must be a number; got {self.threshold!r}.")
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, Real)
+            or not math.isfinite(self.threshold)
+        ):
+            raise ValueError(f"threshold must be a finite number; got {self.threshold!r}.")
+        if not isinstance(self.column, str):
+            raise ValueError(f"column must be a column name (str); got {self.column!r}.")
+        if not isinstance(self.keep_weight, (bool, np.bool_)):
+            raise ValueError(f"keep_weight must be True or False; got {self.keep_weight!r}.")
 
-    def transform(self, X):
-        frame = as_interaction_frame(X)
+    def fit(self, X, y=None):
+        self._ratings(self._fit_table(X)["frame"])
+        return self
+
+    def _ratings(self, frame) -> np.ndarray:
         if self.column not in frame.columns:
             raise ValueError(
                 f"Binarize needs a '{self.column}' column of ratings; X has {list(frame.columns)}."
             )
-        kept = frame[frame[self.column].to_numpy() >= self.threshold]
+        return _check_weights(frame[self.column], "X", self.column, signed=True)
+
+    def transform(self, X):
+        self._check_params()
+        frame = as_interaction_frame(X)
+        kept = frame[self._ratings(frame) >= self.threshold]
         if not self.keep_weight and self.column == "weight":
             kept = kept.assign(weight=1.0)
         return kept.reset_index(drop=True)
@@ -96,7 +116,7 @@ class KCoreFilter(_TableTransformer):
     def _check_params(self):
         for name in ("min_user_events", "min_item_events", "max_iter"):
             value = getattr(self, name)
-            if not isinstance(value, Integral) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
 
     def fit_transform(self, X, y=None):
@@ -104,11 +124,19 @@ class KCoreFilter(_TableTransformer):
         keep = np.ones(len(frame), dtype=bool)
         users = pd.factorize(frame["user_id"])[0]
         items = pd.factorize(frame["item_id"])[0]
-        for _ in range(self.max_iter):
+        for done in range(self.max_iter + 1):  # pass max_iter + 1 only checks for a change
             user_ok = np.bincount(users[keep], minlength=users.max() + 1) >= self.min_user_events
             item_ok = np.bincount(items[keep], minlength=items.max() + 1) >= self.min_item_events
             new_keep = keep & user_ok[users] & item_ok[items]
             if (new_keep == keep).all():
+                break
+            if done == self.max_iter:
+                warnings.warn(
+                    f"KCoreFilter did not reach the k-core in max_iter={self.max_iter} passes: "
+                    "some users or items are still under their thresholds. Raise max_iter.",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
                 break
             keep = new_keep
         if not keep.any():
@@ -119,7 +147,7 @@ class KCoreFilter(_TableTransformer):
         return frame[keep].reset_index(drop=True)
 
     def transform(self, X):
-        return X
+        return as_interaction_frame(X)  # the same kind of table as fit_transform's
 
 
 class Deduplicate(_TableTransformer):
@@ -147,4 +175,4 @@ class Deduplicate(_TableTransformer):
         return frame[keep].reset_index(drop=True)
 
     def transform(self, X):
-        return X
+        return as_interaction_frame(X)  # the same kind of table as fit_transform's

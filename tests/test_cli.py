@@ -134,6 +134,22 @@ def test_bench_errors_are_clear(tmp_path):
     assert done.returncode == 2 and "ml-1m-ncf only" in done.stderr
     done = run("bench", "--models", ",", "--out", str(tmp_path), "--quiet")
     assert done.returncode == 2 and "no models to run" in done.stderr
+    # names that are not estimators, configs that would be silently ignored
+    done = run("bench", "--models", "BaseRecommender", "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and "Unknown model 'BaseRecommender'" in done.stderr
+    missing = tmp_path / "missing.json"
+    done = run("bench", "--config", str(missing), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and "is not a file" in done.stderr
+    flat = tmp_path / "flat.json"
+    flat.write_text('{"EASE": {"l2_reg": 1e9}}')
+    done = run("bench", "--config", str(flat), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and '"models" mapping' in done.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    done = run("bench", "--out", str(a_file), "--quiet")
+    assert done.returncode == 2 and "is a file" in done.stderr
+    done = run("bench", "--dataset", "ml-1m-ncf", "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 2 and "--protocol ncf" in done.stderr
 
 
 def test_intervals_use_students_t_and_results_are_strict_json(tmp_path):

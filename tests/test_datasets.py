@@ -62,6 +62,12 @@ def test_make_interactions_is_reproducible_and_well_formed():
     assert (X.groupby("user_id").timestamp.diff().dropna() > 0).all()
     with pytest.raises(ValueError, match="sequential_strength"):
         make_interactions(sequential_strength=2)
+    # NaN logits used to give every user the items 0, 1, 2, ...
+    for name in ("popularity_skew", "temperature"):
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            make_interactions(n_users=4, n_items=40, **{name: float("nan")})
+    with pytest.raises(TypeError, match="n_users must be an integer"):
+        make_interactions(n_users=5.0)
 
 
 def test_latent_structure_beats_popular_and_order_beats_order_blind():

@@ -1,5 +1,9 @@
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from skrec.preprocessing import Binarize, Deduplicate, KCoreFilter
 
@@ -11,6 +15,41 @@ def test_binarize_keeps_ratings_at_threshold():
     assert Binarize(4, keep_weight=True).fit_transform(X).weight.tolist() == [5, 4]
     with pytest.raises(ValueError, match="'rating' column"):
         Binarize(column="rating").fit_transform(X)
+
+
+def test_binarize_takes_signed_ratings_and_checks_them_on_both_paths():
+    """Ratings of either sign (thumbs, -10..10) are what Binarize is for; the filters
+    before it must let them through too."""
+    X = pd.DataFrame(
+        {"user_id": [1, 1, 2, 2], "item_id": [1, 2, 1, 3], "weight": [7.5, -3.2, -9, 4]}
+    )
+    out = Binarize(threshold=0.0).fit_transform(X)
+    assert sorted(zip(out.user_id, out.item_id)) == [(1, 1), (2, 3)]
+    assert len(KCoreFilter(1, 1).fit_transform(X)) == len(Deduplicate().fit_transform(X)) == 4
+    fitted = Binarize(0.0).fit(X)
+    with pytest.raises(ValueError, match="NaN"):  # used to drop the row silently
+        fitted.transform(X.assign(weight=[5, np.nan, 4, 4]))
+    with pytest.raises(TypeError, match="'weight' of X must be numeric"):
+        fitted.transform(X.assign(weight=list("abcd")))
+    for bad in (np.nan, True, "4"):
+        with pytest.raises(ValueError, match="threshold must be a finite number"):
+            Binarize(bad).fit(X)
+    with pytest.raises(ValueError, match="keep_weight must be True or False"):
+        Binarize(keep_weight="no").fit(X)
+
+
+def test_kcore_warns_when_max_iter_ends_before_the_k_core():
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 4, 4], "item_id": [1, 2, 1, 3, 3, 1, 2]})
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        KCoreFilter(2, 2, max_iter=1).fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KCoreFilter(2, 2, max_iter=3).fit_transform(X)  # enough passes: no warning
+    with pytest.raises(ValueError, match="min_user_events"):
+        KCoreFilter(True, 2).fit(X)
+    array = X.to_numpy()  # both paths return a DataFrame
+    assert isinstance(KCoreFilter(1, 1).fit(array).transform(array), pd.DataFrame)
+    assert isinstance(KCoreFilter(1, 1).fit_transform(array), pd.DataFrame)
 
 
 def test_kcore_is_iterated_to_a_fixed_point():
