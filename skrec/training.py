@@ -237,8 +237,9 @@ class TorchRecommender(BaseRecommender):
                     self.validation_scores_.append(score)
                     postfix["ndcg@10"] = f"{score:.4f}"
                     if score > best_score:
-                        best_score, best_epoch, stale = score, epoch, 0
-                        best_state = _snapshot(module)
+                        # copied first: a Ctrl-C during the copy keeps the old best whole
+                        snapshot = _snapshot(module)
+                        best_score, best_epoch, stale, best_state = score, epoch, 0, snapshot
                     else:
                         stale += 1
                 if validation is None:
@@ -505,20 +506,34 @@ class _local_seed:
     def __init__(self, seed: int, device: torch.device):
         devices = [device] if device.type == "cuda" else []
         self._fork = torch.random.fork_rng(devices=devices)
-        self._seed = seed
+        self._seed, self._device, self._mps_state = seed, device, None
 
     def __enter__(self):
         _GLOBAL_RNG_LOCK.acquire()
         try:
             self._fork.__enter__()
-            torch.manual_seed(self._seed)
         except BaseException:
             _GLOBAL_RNG_LOCK.release()
+            raise
+        try:
+            # Only the generators restored on exit are seeded (torch.manual_seed would
+            # reseed every accelerator's, which this fit never uses and never restores).
+            torch.default_generator.manual_seed(self._seed)
+            if self._device.type == "cuda":
+                with torch.cuda.device(self._device):
+                    torch.cuda.manual_seed(self._seed)
+            elif self._device.type == "mps":
+                self._mps_state = torch.mps.get_rng_state()
+                torch.mps.manual_seed(self._seed)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
     def __exit__(self, *exc):
         try:
+            if self._mps_state is not None:
+                torch.mps.set_rng_state(self._mps_state)
             return self._fork.__exit__(*exc)
         finally:
             _GLOBAL_RNG_LOCK.release()

@@ -50,6 +50,18 @@ class _Scripted(MF):
         super()._fit(data, y)
 
 
+def test_a_cpu_fit_never_reseeds_accelerator_generators(X, monkeypatch):
+    """torch.manual_seed reseeds every CUDA (and MPS) generator, which a CPU fit neither
+    uses nor restores: a fit must seed only what it puts back."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    first = MF(n_factors=4, max_iter=1, device="cpu", random_state=0).fit(X)
+    again = MF(n_factors=4, max_iter=1, device="cpu", random_state=0).fit(X)
+    assert calls == []
+    torch.testing.assert_close(first.module_.user.weight, again.module_.user.weight)
+
+
 def test_early_stopping_restores_the_best_epoch(X):
     model = _Scripted(n_factors=8, max_iter=6, early_stopping=True, n_iter_no_change=2)
     model.set_params(random_state=0).fit(X)
@@ -230,6 +242,30 @@ def test_ctrl_c_with_validation_keeps_the_best_epoch_so_far(X):
     assert model.best_iteration_ == four.best_iteration_ and model.n_iter_ == 4
     for name, value in four.module_.state_dict().items():
         torch.testing.assert_close(model.module_.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_ctrl_c_while_copying_a_new_best_keeps_the_old_best_whole(X, monkeypatch):
+    """The copy of a large model takes time: a Ctrl-C during it must keep the previous
+    best with its own epoch, not label it with the new one."""
+    import skrec.training as training
+
+    params = dict(n_factors=4, early_stopping=True, validation_fraction=1.0, random_state=0)
+    one = MF(max_iter=1, n_iter_no_change=50, **params).fit(X)
+    calls, snapshot = {"n": 0}, training._snapshot
+
+    def interrupted_copy(module):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the copy of epoch 2's weights
+            raise KeyboardInterrupt
+        return snapshot(module)
+
+    monkeypatch.setattr(training, "_snapshot", interrupted_copy)
+    model = MF(max_iter=3, n_iter_no_change=50, **params)
+    with pytest.warns(InterruptedFitWarning, match="weights of epoch 1"):
+        model.fit(X)
+    assert model.n_iter_ == model.best_iteration_ == 1
+    assert model.validation_scores_ == one.validation_scores_
+    np.testing.assert_array_equal(model.user_factors_, one.user_factors_)
 
 
 def test_ctrl_c_in_the_first_epoch_leaves_the_previous_model(X):
