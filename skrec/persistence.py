@@ -32,6 +32,7 @@ import torch
 
 from .base import BaseRecommender
 from .data.interactions import Interactions
+from .utils.validation import check_params
 
 FORMAT = "skrec-model"
 FORMAT_VERSION = 1
@@ -144,7 +145,7 @@ def load(path, *, device=None):
         )
     reader = _Reader(members)
     try:
-        model = reader.estimator(manifest["model"], device=device)
+        model = reader.estimator(manifest.get("model"), device=device)
     except _FormatError as error:
         raise _corrupt(path, str(error)) from error
     return model
@@ -310,6 +311,8 @@ class _Reader:
         return torch.from_numpy(self.array(spec.get("ref")).copy()).to(dtype)
 
     def estimator(self, spec, device=None):
+        if not isinstance(spec, dict):
+            raise _FormatError("its model entry is not a mapping")
         classes = _classes()
         name = spec.get("class")
         if name not in classes:
@@ -322,7 +325,9 @@ class _Reader:
             params["device"] = device
         try:
             model = classes[name](**params)
-        except TypeError as error:
+            if hasattr(model, "_parameter_constraints"):
+                check_params(model)
+        except (TypeError, ValueError) as error:  # InvalidParameterError is a ValueError
             raise _FormatError(f"its parameters do not fit {name} ({error})") from error
         state = spec.get("state", {})
         if not isinstance(state, dict):
@@ -356,8 +361,11 @@ class _Reader:
                 "the file's model.json)."
             )
         tensors = {k: self.tensor(v) for k, v in spec.get("tensors", {}).items()}
-        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # init draws random weights
-            module = model._build_module(model._train)
+        try:
+            with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # init draws weights
+                module = model._build_module(model._train)
+        except (TypeError, ValueError, AttributeError, RuntimeError) as error:
+            raise _FormatError(f"its fitted state cannot build the network ({error})") from error
         try:
             module.load_state_dict(tensors, strict=True, assign=True)  # keeps saved dtypes
         except RuntimeError as error:

@@ -200,6 +200,28 @@ def test_hostile_content_never_runs_or_loads(saved, tmp_path):
     with pytest.raises(ValueError, match="format 99.*Upgrade skrec"):
         skrec.load(tmp_path / "v.skrec")
 
+    # malformed entries are ValueErrors too (they were KeyError, AttributeError, TypeError)
+    model = manifest["model"]
+    train = json.loads(json.dumps(model["state"]["_train"]))
+    train["fields"]["items"]["n_users"] = "x"
+    for label, entry, match in [  # label: named in the failure message
+        ("no model", None, "model entry is not a mapping"),
+        ("a list", [1, 2], "model entry is not a mapping"),
+        ("bad n_factors", {**model, "params": {**model["params"], "n_factors": "four"}}, "fit"),
+        (
+            "bad state",
+            {**model, "state": {**model["state"], "_train": train}},
+            "cannot build the network",
+        ),
+    ]:
+        bad = {k: v for k, v in manifest.items() if k != "model"}
+        if entry is not None:
+            bad["model"] = entry
+        _write(tmp_path / "m.skrec", {**members, "model.json": json.dumps(bad).encode()})
+        with pytest.raises(ValueError, match=match):
+            skrec.load(tmp_path / "m.skrec")
+            pytest.fail(f"{label}: loaded")
+
 
 def test_save_refuses_what_it_cannot_store_safely(X, tmp_path):
     with pytest.raises(TypeError, match="pickle or joblib"):
