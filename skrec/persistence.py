@@ -143,9 +143,9 @@ def load(path, *, device=None):
             f"{path} was written in skrec model format {version!r}; this skrec "
             f"({_skrec_version()}) reads up to format {FORMAT_VERSION}. Upgrade skrec."
         )
-    reader = _Reader(members)
+    reader = _Reader(members, device)
     try:
-        model = reader.estimator(manifest.get("model"), device=device)
+        model = reader.estimator(manifest.get("model"))
     except _FormatError as error:
         raise _corrupt(path, str(error)) from error
     return model
@@ -293,8 +293,9 @@ def _float(value: float):
 class _Reader:
     """Decodes what :class:`_Writer` wrote; builds only plain values and skrec classes."""
 
-    def __init__(self, members: dict[str, bytes]):
+    def __init__(self, members: dict[str, bytes], device=None):
         self.members = members
+        self.device = device  # load(device=...): for the model and the models inside it
 
     def array(self, ref) -> np.ndarray:
         if not isinstance(ref, str) or ref not in self.members:
@@ -310,7 +311,7 @@ class _Reader:
             raise _FormatError(f"unknown tensor dtype {spec.get('dtype')!r}")
         return torch.from_numpy(self.array(spec.get("ref")).copy()).to(dtype)
 
-    def estimator(self, spec, device=None):
+    def estimator(self, spec):
         if not isinstance(spec, dict):
             raise _FormatError("its model entry is not a mapping")
         classes = _classes()
@@ -321,8 +322,8 @@ class _Reader:
         if not isinstance(params, dict):
             raise _FormatError("the parameters are not a mapping")
         params = {key: self.value(value) for key, value in params.items()}
-        if device is not None and "device" in params:
-            params["device"] = device
+        if self.device is not None and "device" in params:
+            params["device"] = self.device
         try:
             model = classes[name](**params)
             if hasattr(model, "_parameter_constraints"):

@@ -313,6 +313,11 @@ class TorchRecommender(BaseRecommender):
         if moving:
             self.module_.to(device)
             self.device_ = device
+            for value in self.__dict__.values():  # fitted parts (NeuMF's pretrained_)
+                parts = value if isinstance(value, (tuple, list)) else (value,)
+                for part in parts:
+                    if isinstance(part, TorchRecommender) and hasattr(part, "module_"):
+                        part.set_params(device=params["device"])
         return self
 
     def __getstate__(self):

@@ -81,6 +81,16 @@ def test_numpy_scalar_parameters_round_trip_as_scalars(X, tmp_path):
     clone(loaded).fit(X)
 
 
+def test_the_device_reaches_the_fitted_parts(X, tmp_path):
+    """load(device=) and set_params(device=) reach NeuMF's pre-trained parts too (they
+    kept their saved device, e.g. a GPU the caller asked to stay off)."""
+    model = small("NeuMF", pretrain=True, device="auto").fit(X)
+    loaded = skrec.load(skrec.save(model, tmp_path / "n.skrec"), device="cpu")
+    assert loaded.device == "cpu" and [p.device for p in loaded.pretrained_] == ["cpu", "cpu"]
+    loaded.set_params(device="auto")
+    assert [p.device for p in loaded.pretrained_] == ["auto", "auto"]
+
+
 def test_unfitted_models_and_nested_parts_round_trip(X, tmp_path):
     unfitted = skrec.SASRec(n_factors=16, dropout=0.3, loss="gbce", checkpoint_dir=tmp_path)
     assert skrec.load(skrec.save(unfitted, tmp_path / "a.skrec")).get_params() == (
