@@ -22,6 +22,7 @@ import copy
 import hashlib
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -279,7 +280,7 @@ class TorchRecommender(BaseRecommender):
                 + (" (the best validated so far)." if validation is not None else ".")
                 + (" Fit again to resume from the checkpoint." if checkpoint else ""),
                 InterruptedFitWarning,
-                stacklevel=4,
+                stacklevel=_caller_stacklevel(),
             )
             return _Checkpoint.finish(module, kept, done, kept_epoch)
         return _Checkpoint.finish(module, best_state, epoch, best_epoch)
@@ -463,6 +464,18 @@ def _make_optimizer(name, parameters, learning_rate, weight_decay):
         return make(parameters, lr=learning_rate, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return make(parameters, lr=learning_rate, weight_decay=weight_decay)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))  # skrec/
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning issued by the calling function at the
+    first frame outside skrec (the user's ``fit``), however deep the model's hooks go."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _usable_device(device, *, strict: bool) -> torch.device:

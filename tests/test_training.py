@@ -268,6 +268,13 @@ def test_ctrl_c_while_copying_a_new_best_keeps_the_old_best_whole(X, monkeypatch
     np.testing.assert_array_equal(model.user_factors_, one.user_factors_)
 
 
+def test_the_interrupted_fit_warning_points_at_the_callers_fit(X):
+    model = _interrupt_after(Item2Vec(n_factors=4, max_iter=3, random_state=0), 1)
+    with pytest.warns(InterruptedFitWarning) as caught:
+        model.fit(X)
+    assert caught[0].filename == __file__  # not skrec/base.py
+
+
 def test_ctrl_c_in_the_first_epoch_leaves_the_previous_model(X):
     model = SASRec(max_iter=2, **SEQ_PARAMS).fit(X)
     before = {k: v.clone() for k, v in model.module_.state_dict().items()}

@@ -129,3 +129,13 @@ def test_a_bad_half_life_set_after_fit_is_refused_when_scoring(split, bad):
     np.testing.assert_array_equal(
         model.set_params(recency_half_life=None).recommend([train.user_id.iloc[0]], k=5), before
     )
+
+
+def test_an_emptied_history_after_the_hold_out_is_named_as_such():
+    """Two events per user and validation_fraction=1.0: early stopping leaves one each;
+    the error must say so, not that X has one event per user."""
+    X = pd.DataFrame({"user_id": [0, 0, 1, 1], "item_id": [0, 1, 1, 2], "timestamp": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match="once early stopping has held out"):
+        Item2Vec(max_iter=1, early_stopping=True, validation_fraction=1.0, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="has one event. Pass longer"):
+        Item2Vec(max_iter=1).fit(X.iloc[[0, 2]])
