@@ -325,7 +325,7 @@ class TorchRecommender(BaseRecommender):
         state = super().__getstate__()
         module = state.get("module_")
         if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
-            state["module_"] = copy.deepcopy(module).cpu()
+            state["module_"] = _cpu_copy(module)
         if "device_" in state:
             state["device_"] = torch.device("cpu")
         return state
@@ -464,6 +464,19 @@ def _make_optimizer(name, parameters, learning_rate, weight_decay):
         return make(parameters, lr=learning_rate, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return make(parameters, lr=learning_rate, weight_decay=weight_decay)
+
+
+def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` on the CPU, made without a second copy on its own device
+    (``deepcopy(module).cpu()`` would briefly need twice a GPU model's memory): each
+    tensor is copied to the CPU first, and the deep copy takes those."""
+    memo = {}
+    for tensor in [*module.parameters(), *module.buffers()]:
+        cpu = tensor.detach().to("cpu", copy=True)
+        if isinstance(tensor, torch.nn.Parameter):
+            cpu = torch.nn.Parameter(cpu, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = cpu
+    return copy.deepcopy(module, memo)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))  # skrec/

@@ -113,6 +113,25 @@ def test_set_params_device_after_fit(X):
         MF(device="gpu-please").fit(X)
 
 
+def test_the_pickled_cpu_copy_is_whole_and_apart(X):
+    """__getstate__ copies a GPU module tensor by tensor to the CPU (no second GPU copy):
+    the copy must hold the same values in its own storage, keep tied weights tied and
+    keep requires_grad (checked on a CPU module; the gpu tests pickle from CUDA)."""
+    from skrec.training import _cpu_copy
+
+    module = SASRec(max_iter=1, **SEQ_PARAMS).fit(X).module_
+    copied = _cpu_copy(module)
+    original, again = module.state_dict(), copied.state_dict()
+    assert original.keys() == again.keys()
+    for name, value in original.items():
+        torch.testing.assert_close(again[name], value, rtol=0, atol=0)
+        assert again[name].data_ptr() != value.data_ptr(), name
+    assert len(list(copied.parameters())) == len(list(module.parameters()))  # ties kept
+    assert [p.requires_grad for p in copied.parameters()] == [
+        p.requires_grad for p in module.parameters()
+    ]
+
+
 def test_a_refused_device_change_leaves_the_model_as_it_was(X):
     model = MF(n_factors=8, max_iter=1, device="cpu", random_state=0).fit(X)
     users = X.user_id.unique()[:5]
