@@ -58,7 +58,7 @@ def _hit_matrix(rel_items, counts, pred, k: int) -> tuple[np.ndarray, np.ndarray
     """:func:`_hits` of checked input: ``rel_items`` flat, ``counts`` per row of ``pred``."""
     pred = pred[:, :k]
     n, width = pred.shape
-    if rel_items.dtype.kind in "iu" and pred.dtype.kind in "iu":
+    if np.result_type(rel_items, pred).kind in "iu":  # (int64 with uint64 would be float)
         both = np.r_[rel_items, pred.ravel()]  # integer ids: no Python object per id
     else:
         both = np.r_[rel_items.astype(object), pred.ravel().astype(object)]

@@ -155,3 +155,14 @@ def test_a_missing_relevant_item_is_an_error_not_another_users_item():
     for y_true in ([[1], [np.nan, 2]], [[None], [2]]):
         with pytest.raises(ValueError, match="y_true has missing item ids.*Drop them"):
             metrics.recall_at_k(y_true, np.array([[1, 2], [2, 3]]), 2)
+
+
+def test_large_integer_ids_of_mixed_kinds_never_collide():
+    """The integer fast path must not turn ids into floats: 2**60 and 2**60 + 1 are two
+    items, whether relevant and ranked ids share a dtype or not."""
+    from skrec.metrics import _hit_matrix
+
+    ranked = np.array([[2**60 + 1, 2**60]], dtype=np.int64)
+    for relevant in (np.array([2**60], np.int64), np.array([2**60], np.uint64)):
+        hits, n_relevant = _hit_matrix(relevant, np.array([1]), ranked, 2)
+        assert hits.tolist() == [[False, True]] and n_relevant.tolist() == [1]
