@@ -236,6 +236,11 @@ class _Grouped:
         return np.diff(self.bounds)
 
 
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}.")
+
+
 def _lists(model, users, served, width, k, **kwargs) -> np.ndarray:
     """Top-``width`` lists of the ``served`` users (a mask over ``users``) in a
     (len(users), k) array; the other rows and the slots past ``width`` hold None."""
@@ -344,6 +349,7 @@ def evaluate(
     ``recommend_seconds``: the time spent in the model's ``recommend`` (``predict`` for
     the sampled protocol), the metrics' own time excluded.
     """
+    _check_k(k)
     model, X = _split_pipeline(estimator, X)
     names = [_metric_name(m) for m in metrics]
     relevant = _Grouped(X)
@@ -413,11 +419,22 @@ def evaluate_sessions(
     the literature's "P@20"/recall@20 with one target); with ``per_user`` the arrays over
     the cases.
     """
+    _check_k(k)
     model, sessions = _split_pipeline(estimator, sessions)
-    checked = check_interactions(sessions, name="sessions", require_timestamp=True)
+    ratings = model._history_holds_ratings()  # a ratings model learns prefixes from them
+    checked = check_interactions(
+        sessions, name="sessions", require_timestamp=True, signed_weights=ratings
+    )
+    if ratings and checked["weight"] is None:
+        raise ValueError(
+            f"{type(model).__name__} learns each session's prefix from its ratings, and "
+            "sessions has no 'weight' column: add the ratings as a 'weight' column."
+        )
     frame = pd.DataFrame(
         {"session": checked["user"], "item_id": checked["item"], "timestamp": checked["timestamp"]}
     )
+    if checked["weight"] is not None:
+        frame["weight"] = checked["weight"]
     frame = frame.iloc[np.lexsort((frame.timestamp.to_numpy(), pd.factorize(frame.session)[0]))]
     codes = pd.factorize(frame.session)[0]
     position = frame.groupby(codes).cumcount().to_numpy()
@@ -439,6 +456,8 @@ def evaluate_sessions(
             "timestamp": frame.timestamp.to_numpy()[history_rows],
         }
     )
+    if "weight" in frame:
+        history["weight"] = frame.weight.to_numpy()[history_rows]
     targets = frame.item_id.to_numpy()[case_of]
     # a case whose prefix holds no item the model knows cannot be served: a miss
     known_item = lookup(model._item_index, history.item_id.to_numpy()) >= 0

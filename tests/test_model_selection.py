@@ -289,3 +289,32 @@ def test_evaluate_sessions_scores_every_prefix_like_a_loop(interactions):
     singles = sessions.drop_duplicates("user_id")
     with pytest.raises(ValueError, match="no session of two or more events"):
         evaluate_sessions(model, singles)
+
+
+def test_a_ratings_model_is_evaluated_on_sessions_with_their_ratings(interactions):
+    """MF(loss="mse") learns each prefix from its ratings: the sessions' weight column
+    must reach the prefixes (it was dropped, so the call could never succeed)."""
+    from skrec import MF
+    from skrec.model_selection import evaluate_sessions
+
+    rng = np.random.default_rng(0)
+    model = MF(loss="mse", n_factors=4, max_iter=2, random_state=0)
+    model.fit(interactions, rng.integers(1, 6, len(interactions)).astype(float))
+    sessions = interactions.iloc[:30].assign(user_id=lambda f: "s" + f.user_id.astype(str))
+    rated = sessions.assign(weight=rng.normal(size=len(sessions)))  # any sign
+    scores = evaluate_sessions(model, rated, k=10)
+    assert set(scores) == {"hr@10", "mrr@10"} and 0 <= scores["hr@10"] <= 1
+    with pytest.raises(ValueError, match="sessions has no 'weight' column"):
+        evaluate_sessions(model, sessions)
+
+
+@pytest.mark.parametrize("k", [0, 2.5, True])
+def test_k_is_checked_even_when_no_user_can_be_served(interactions, k):
+    from skrec.model_selection import evaluate_sessions
+
+    model = Popular().fit(interactions)
+    strangers = pd.DataFrame({"user_id": ["x", "x"], "item_id": [-1, -2], "timestamp": [1, 2]})
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        evaluate(model, strangers, k=k)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        evaluate_sessions(model, strangers, k=k)
