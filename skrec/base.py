@@ -252,15 +252,7 @@ class BaseRecommender(BaseEstimator):
             return self._training_context(self._known_users(users))
         user_idx = lookup(self._user_index, users, "users")
 
-        ratings = self._history_holds_ratings()
-        checked = check_interactions(
-            history, name="history", require_nonempty=False, signed_weights=ratings
-        )
-        if ratings and checked["weight"] is None:
-            raise ValueError(
-                f"{type(self).__name__} learns the users of history= from their ratings, and "
-                "history has no 'weight' column: add the users' ratings as a 'weight' column."
-            )
+        checked = self._check_context_table(history, "history", require_nonempty=False)
         request_codes, request_users = pd.factorize(users)
         hist_row = lookup(
             pd.Index(np.asarray(request_users, dtype=object)),
@@ -304,6 +296,18 @@ class BaseRecommender(BaseEstimator):
         """Whether ``history``'s ``weight`` column holds explicit ratings (any sign, and
         required) rather than implicit weights."""
         return False
+
+    def _check_context_table(self, table, name: str, **kwargs) -> dict:
+        """``check_interactions`` of events given as users' context (``history=``, or
+        evaluated sessions): a ratings model needs their ratings, of any sign."""
+        ratings = self._history_holds_ratings()
+        checked = check_interactions(table, name=name, signed_weights=ratings, **kwargs)
+        if ratings and checked["weight"] is None:
+            raise ValueError(
+                f"{type(self).__name__} learns the users of {name} from their ratings, and "
+                f"{name} has no 'weight' column: add the ratings as a 'weight' column."
+            )
+        return checked
 
     # ------------------------------------------------------------- public API
     def predict(self, X) -> np.ndarray:

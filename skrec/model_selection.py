@@ -421,15 +421,7 @@ def evaluate_sessions(
     """
     _check_k(k)
     model, sessions = _split_pipeline(estimator, sessions)
-    ratings = model._history_holds_ratings()  # a ratings model learns prefixes from them
-    checked = check_interactions(
-        sessions, name="sessions", require_timestamp=True, signed_weights=ratings
-    )
-    if ratings and checked["weight"] is None:
-        raise ValueError(
-            f"{type(model).__name__} learns each session's prefix from its ratings, and "
-            "sessions has no 'weight' column: add the ratings as a 'weight' column."
-        )
+    checked = model._check_context_table(sessions, "sessions", require_timestamp=True)
     frame = pd.DataFrame(
         {"session": checked["user"], "item_id": checked["item"], "timestamp": checked["timestamp"]}
     )
