@@ -17,7 +17,6 @@ import argparse
 import statistics
 
 import numpy as np
-import scipy.sparse as sp
 from implicit.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
@@ -36,31 +35,8 @@ def main():
     X = fetch_interactions("ml-100k")
     train_rows, test_rows = next(LeaveLastOut().split(X))
     train, test = X.iloc[train_rows], X.iloc[test_rows]
-    users = np.unique(train.user_id)
-    items = np.unique(train.item_id)
-    rows = np.searchsorted(users, train.user_id.to_numpy())
-    columns = np.searchsorted(items, train.item_id.to_numpy())
-    matrix = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, columns)), shape=(len(users), len(items))
-    )
-    matrix.data[:] = 1.0  # a repeated pair is one positive, as for MF
-    test_rows = np.searchsorted(users, test.user_id.to_numpy())
-    assert (users[test_rows] == test.user_id.to_numpy()).all()  # every test user trained
-
     scores = {"implicit BPR": [], "skrec MF sgd": []}
     for seed in map(int, args.seeds.split(",")):
-        with threadpool_limits(1):
-            bpr = BayesianPersonalizedRanking(
-                factors=FACTORS,
-                learning_rate=LR,
-                regularization=L2,
-                iterations=EPOCHS,
-                random_state=seed,
-                num_threads=1,
-            )
-            bpr.fit(matrix, show_progress=False)
-            top, _ = bpr.recommend(test_rows, matrix[test_rows], N=10)
-        scores["implicit BPR"].append(ndcg_at_k(test.item_id.to_numpy(), items[top], 10))
         model = MF(
             n_factors=FACTORS,
             loss="bpr",
@@ -73,6 +49,24 @@ def main():
             random_state=seed,
         ).fit(train)
         scores["skrec MF sgd"].append(evaluate(model, test)["ndcg@10"])
+        # implicit trains on the user-item matrix skrec built, in skrec's id encoding.
+        matrix = model._seen.tocsr().astype(np.float32)
+        matrix.data[:] = 1.0  # a repeated pair is one positive, as for MF
+        test_rows = model._user_index.get_indexer(test.user_id.to_numpy())
+        assert (test_rows >= 0).all()  # every test user trained
+        with threadpool_limits(1):
+            bpr = BayesianPersonalizedRanking(
+                factors=FACTORS,
+                learning_rate=LR,
+                regularization=L2,
+                iterations=EPOCHS,
+                random_state=seed,
+                num_threads=1,
+            )
+            bpr.fit(matrix, show_progress=False)
+            top, _ = bpr.recommend(test_rows, matrix[test_rows], N=10)
+        relevant = test.item_id.to_numpy()
+        scores["implicit BPR"].append(ndcg_at_k(relevant, model.item_ids_[top], 10))
         print(
             f"seed {seed}: implicit {scores['implicit BPR'][-1]:.4f}, "
             f"skrec {scores['skrec MF sgd'][-1]:.4f}",
