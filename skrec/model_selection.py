@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 
 from . import metrics as _metrics
 from .data.interactions import encode_ids, lookup
-from .utils.validation import check_interactions
+from .utils.validation import check_interactions, check_k
 
 __all__ = [
     "LeaveLastOut",
@@ -236,11 +236,6 @@ class _Grouped:
         return np.diff(self.bounds)
 
 
-def _check_k(k) -> None:
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}.")
-
-
 def _lists(model, users, served, width, k, **kwargs) -> np.ndarray:
     """Top-``width`` lists of the ``served`` users (a mask over ``users``) in a
     (len(users), k) array; the other rows and the slots past ``width`` hold None."""
@@ -349,7 +344,7 @@ def evaluate(
     ``recommend_seconds``: the time spent in the model's ``recommend`` (``predict`` for
     the sampled protocol), the metrics' own time excluded.
     """
-    _check_k(k)
+    check_k(k)  # here too: with no servable user, recommend never checks it
     model, X = _split_pipeline(estimator, X)
     names = [_metric_name(m) for m in metrics]
     relevant = _Grouped(X)
@@ -419,7 +414,7 @@ def evaluate_sessions(
     the literature's "P@20"/recall@20 with one target); with ``per_user`` the arrays over
     the cases.
     """
-    _check_k(k)
+    check_k(k)  # here too: with no servable user, recommend never checks it
     model, sessions = _split_pipeline(estimator, sessions)
     checked = model._check_context_table(sessions, "sessions", require_timestamp=True)
     frame = pd.DataFrame(

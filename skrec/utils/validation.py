@@ -335,10 +335,11 @@ def _is_numeric(constraint) -> bool:
     )
 
 
-def check_k(k, n_candidates: int) -> int:
+def check_k(k, n_candidates: int | None = None) -> int:
+    """``k`` as an int: a positive integer, at most ``n_candidates`` when given."""
     if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
-    if k > n_candidates:
+    if n_candidates is not None and k > n_candidates:
         raise ValueError(
             f"k={k} is larger than the number of candidate items ({n_candidates}). Ask for at "
             f"most {n_candidates} items, or widen `items=`."
