@@ -7,7 +7,6 @@ so held-out events are never silently dropped. ``Binarize`` filters at both.
 
 from __future__ import annotations
 
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -15,8 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from .utils.validation import _check_weights, as_interaction_frame, check_interactions
+from .utils.validation import _check_weights, as_interaction_frame, check_interactions, check_params
 
 __all__ = ["Binarize", "Deduplicate", "KCoreFilter"]
 
@@ -31,12 +31,9 @@ class _TableTransformer(TransformerMixin, BaseEstimator):
         columns (the frame, parsed timestamps), so a filter need not check ``X`` again.
         A ``weight`` column may hold ratings of either sign here (Binarize's input)."""
         checked = check_interactions(X, signed_weights=True)
-        self._check_params()
+        check_params(self)
         self.n_features_in_ = checked["frame"].shape[1]
         return checked
-
-    def _check_params(self):
-        pass
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -58,22 +55,16 @@ class Binarize(_TableTransformer):
     keep_weight : bool, default=False
     """
 
+    _parameter_constraints = {
+        "threshold": [Interval(Real, None, None, closed="neither")],  # finite
+        "column": [str],
+        "keep_weight": ["boolean"],
+    }
+
     def __init__(self, threshold: float = 4.0, column: str = "weight", keep_weight: bool = False):
         self.threshold = threshold
         self.column = column
         self.keep_weight = keep_weight
-
-    def _check_params(self):
-        if (
-            isinstance(self.threshold, bool)
-            or not isinstance(self.threshold, Real)
-            or not math.isfinite(self.threshold)
-        ):
-            raise ValueError(f"threshold must be a finite number; got {self.threshold!r}.")
-        if not isinstance(self.column, str):
-            raise ValueError(f"column must be a column name (str); got {self.column!r}.")
-        if not isinstance(self.keep_weight, (bool, np.bool_)):
-            raise ValueError(f"keep_weight must be True or False; got {self.keep_weight!r}.")
 
     def fit(self, X, y=None):
         self._ratings(self._fit_table(X)["frame"])
@@ -87,7 +78,7 @@ class Binarize(_TableTransformer):
         return _check_weights(frame[self.column], "X", self.column, signed=True)
 
     def transform(self, X):
-        self._check_params()
+        check_params(self)
         frame = as_interaction_frame(X)
         kept = frame[self._ratings(frame) >= self.threshold]
         if not self.keep_weight and self.column == "weight":
@@ -108,16 +99,15 @@ class KCoreFilter(_TableTransformer):
     max_iter : int, default=100
     """
 
+    _parameter_constraints = {
+        name: [Interval(Integral, 0, None, closed="left")]
+        for name in ("min_user_events", "min_item_events", "max_iter")
+    }
+
     def __init__(self, min_user_events: int = 5, min_item_events: int = 5, max_iter: int = 100):
         self.min_user_events = min_user_events
         self.min_item_events = min_item_events
         self.max_iter = max_iter
-
-    def _check_params(self):
-        for name in ("min_user_events", "min_item_events", "max_iter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
 
     def fit_transform(self, X, y=None):
         frame = self._fit_table(X)["frame"]
@@ -156,12 +146,10 @@ class Deduplicate(_TableTransformer):
     Filters at fit time only; ``transform`` passes tables through.
     """
 
+    _parameter_constraints = {"keep": [StrOptions({"first", "last"})]}
+
     def __init__(self, keep: str = "last"):
         self.keep = keep
-
-    def _check_params(self):
-        if self.keep not in ("first", "last"):
-            raise ValueError(f"keep must be 'first' or 'last'; got {self.keep!r}.")
 
     def fit_transform(self, X, y=None):
         checked = self._fit_table(X)

@@ -31,11 +31,15 @@ def test_binarize_takes_signed_ratings_and_checks_them_on_both_paths():
         fitted.transform(X.assign(weight=[5, np.nan, 4, 4]))
     with pytest.raises(TypeError, match="'weight' of X must be numeric"):
         fitted.transform(X.assign(weight=list("abcd")))
-    for bad in (np.nan, True, "4"):
-        with pytest.raises(ValueError, match="threshold must be a finite number"):
+    for bad in (np.nan, np.inf, True, "4"):
+        with pytest.raises(ValueError, match="'threshold' parameter of Binarize"):
             Binarize(bad).fit(X)
-    with pytest.raises(ValueError, match="keep_weight must be True or False"):
+    with pytest.raises(ValueError, match="'keep_weight' parameter of Binarize"):
         Binarize(keep_weight="no").fit(X)
+    with pytest.raises(ValueError, match="'column' parameter of Binarize"):
+        Binarize(column=3).fit(X)
+    with pytest.raises(ValueError, match="'threshold' parameter"):  # checked at transform too
+        fitted.set_params(threshold=np.nan).transform(X)
 
 
 def test_kcore_warns_when_max_iter_ends_before_the_k_core():
