@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from .utils.validation import check_k
+
 __all__ = [
     "auc",
     "coverage",
@@ -41,8 +43,7 @@ def _relevance(y_true) -> tuple[np.ndarray, np.ndarray]:
 
 def _hits(y_true, y_pred, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean hit matrix (n_users, k) and the number of distinct relevant items per user."""
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}.")
+    k = check_k(k)
     rel_items, counts = _relevance(y_true)
     pred = np.asarray(y_pred)
     if pred.ndim != 2:

@@ -135,8 +135,9 @@ def test_coverage_and_novelty():
 def test_misaligned_inputs_raise():
     with pytest.raises(ValueError, match="must align"):
         metrics.ndcg_at_k([[1], [2]], np.array([[1, 2]]), 2)
-    with pytest.raises(ValueError, match="positive integer"):
-        metrics.ndcg_at_k([[1]], np.array([[1, 2]]), 0)
+    for bad in (0, True, 2.0):  # True used to pass as k=1
+        with pytest.raises(ValueError, match="positive integer"):
+            metrics.ndcg_at_k([[1]], np.array([[1, 2]]), bad)
 
 
 def test_tuple_item_ids_score_like_any_other_ids():
