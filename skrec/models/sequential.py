@@ -161,7 +161,8 @@ class SequentialModel(TorchRecommender):
             return losses.full_softmax(h, weight, target, bias, chunk_size=chunk, dtype=dtype)
         pos = (h * weight.index_select(0, target)).sum(1)
         negative = batch["negative"]
-        if negative.shape == targets.shape:  # one per position
+        if self.n_negatives == 1:  # one per position (B, L); never read from the shapes,
+            # which are alike when n_negatives equals the batch's width
             negative = negative[where][:, None]  # (M, 1)
             neg = (h[:, None, :] * weight.index_select(0, negative[:, 0])[:, None, :]).sum(2)
             valid = batch["valid"][where][:, None]

@@ -244,6 +244,35 @@ def test_sampled_losses_negatives_avoid_the_users_items(loss, n_negatives, order
     assert torch.isfinite(model._loss(model.module_, batch))
 
 
+@pytest.mark.parametrize("cls", SEQUENTIAL, ids=lambda c: c.__name__)
+def test_shared_negatives_are_shared_when_their_count_equals_the_batch_width(cls):
+    """n_negatives per sequence, shared by its positions, even when there are as many
+    of them as the batch has positions ((B, N) and (B, L) then have the same shape)."""
+    width = 8  # every user has max_len + 1 events: each batch is exactly max_len wide
+    X = pd.DataFrame(
+        [(u, (3 * u + j) % 20, j) for u in range(6) for j in range(width + 1)],
+        columns=["user_id", "item_id", "timestamp"],
+    )
+    model = cls(n_factors=8, n_layers=1, max_len=width, loss="gbce", n_negatives=width)
+    model.set_params(max_iter=1, batch_size=6, random_state=0).fit(X)
+    module = model.module_.eval()
+    prepared = model._prepare(model._train)
+    batch = next(model._batches(prepared, module, torch.Generator().manual_seed(0)))
+    targets, negative = batch["targets"], batch["negative"]
+    assert negative.shape == targets.shape == (6, width)  # the case that was misread
+    where = targets > 0
+    hidden = module(batch["inputs"])
+    weight, offset = module.item_weight(), module.score_offset
+    bias = torch.zeros(module.n_items) if module.output_bias is None else module.output_bias
+    target = targets[where] - 1
+    pos = (hidden[where] * weight[target]).sum(1) + bias[target] + offset
+    neg = torch.bmm(hidden, weight[negative].transpose(1, 2)) + bias[negative][:, None, :]
+    neg = neg[where] + offset
+    valid = batch["valid"][:, None, :].expand(-1, width, -1)[where]
+    expected = losses.gbce(pos, neg, module.n_items, model.gbce_t, valid)
+    torch.testing.assert_close(model._loss(module, batch), expected)
+
+
 @pytest.mark.parametrize("cls", [SASRec, BERT4Rec], ids=lambda c: c.__name__)
 def test_shared_negatives_draw_every_item_alike(cls, ordered):
     """Item 0 is drawn as often as any other item the user lacks (BERT4Rec's first
