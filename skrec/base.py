@@ -252,7 +252,9 @@ class BaseRecommender(BaseEstimator):
             return self._training_context(self._known_users(users))
         user_idx = lookup(self._user_index, users, "users")
 
-        checked = self._check_context_table(history, "history", require_nonempty=False)
+        checked = self._check_context_table(
+            history, "history", require_nonempty=False, require_timestamp=self._requires_timestamp
+        )
         request_codes, request_users = pd.factorize(users)
         hist_row = lookup(
             pd.Index(np.asarray(request_users, dtype=object)),

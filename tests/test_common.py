@@ -133,7 +133,7 @@ def test_allow_list(fitted, interactions):
 
 def test_history_serves_new_user(fitted, interactions):
     items = interactions.item_id.unique()[:4]
-    history = pd.DataFrame({"user_id": ["fresh"] * 4, "item_id": items})
+    history = pd.DataFrame({"user_id": ["fresh"] * 4, "item_id": items, "timestamp": range(4)})
     ids = fitted.recommend(["fresh"], k=5, history=history)
     assert ids.shape == (1, 5) and not set(ids[0]) & set(items)
 

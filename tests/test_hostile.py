@@ -785,8 +785,8 @@ _USER, _ITEM = GOOD.user_id.iloc[0], GOOD.item_id.iloc[0]
 _N_ITEMS = GOOD.item_id.nunique()
 
 
-def _history(**columns):
-    return pd.DataFrame({"user_id": ["new"], "item_id": [_ITEM], **columns})
+def _history(**columns):  # sequential models need the events' times
+    return pd.DataFrame({"user_id": ["new"], "item_id": [_ITEM], "timestamp": [0], **columns})
 
 
 _REQUESTS = [

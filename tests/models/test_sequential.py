@@ -439,6 +439,10 @@ def test_sequential_models_need_timestamps(ordered):
     train, _ = ordered
     with pytest.raises(ValueError, match="timestamp"):
         SASRec(max_iter=1).fit(train[["user_id", "item_id"]])
+    model = SASRec(n_factors=8, max_len=12, max_iter=1, random_state=0).fit(train)
+    session = train[train.user_id == train.user_id.iloc[0]].assign(user_id="s")
+    with pytest.raises(ValueError, match="history has no 'timestamp' column"):  # not guessed
+        model.recommend(["s"], history=session[["user_id", "item_id"]])
 
 
 def test_users_with_one_event_only_are_refused():
