@@ -193,7 +193,10 @@ class _ChunkedSoftmax(torch.autograd.Function):
         for start in range(0, weight.shape[0], chunk):
             logits = _chunk_logits(h, w, bias, start, chunk, hidden.dtype)  # (M, c)
             lse = torch.logaddexp(lse, torch.logsumexp(logits, 1))
-        target_logit = (hidden * weight[target]).sum(1)  # (M,)
+        if dtype == hidden.dtype:
+            target_logit = (hidden * weight[target]).sum(1)  # (M,)
+        else:  # from the same rounded product as the log-sum-exp's, or the loss can be < 0
+            target_logit = (h[:, None, :] @ w[target][:, :, None])[:, 0, 0].to(hidden.dtype)
         if bias is not None:
             target_logit = target_logit + bias[target]
         ctx.save_for_backward(hidden, weight, bias, target, lse)

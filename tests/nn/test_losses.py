@@ -184,3 +184,17 @@ def test_full_softmax_in_bfloat16_stays_close_to_float32():
     ):
         cosine = torch.nn.functional.cosine_similarity(e.ravel(), o.ravel(), dim=0)
         assert cosine > 0.99
+
+
+def test_full_softmax_in_bfloat16_is_the_cross_entropy_of_its_rounded_logits():
+    """The target's logit comes from the same bfloat16 product as the log-sum-exp: a
+    confident row's loss is >= 0 (it was -0.05 with the target logit in float32)."""
+    hidden = torch.zeros(1, 8)
+    hidden[0, 0] = 30.0
+    weight = torch.zeros(5, 8)
+    weight[0, 0] = 1.01  # logit 30.3: rounds to 30.25 in bfloat16
+    target = torch.tensor([0])
+    loss = losses.full_softmax(hidden, weight, target, dtype=torch.bfloat16)
+    rounded = (hidden @ weight.T).to(torch.bfloat16).float()
+    assert loss.item() >= 0
+    assert loss.item() == pytest.approx(losses.softmax(rounded, target).item(), abs=1e-6)
