@@ -137,6 +137,16 @@ class TorchRecommender(BaseRecommender):
         """Per-dataset state the batches need (e.g. a negative sampler); built once."""
         return data
 
+    def _held_out_note(self, data: Interactions) -> str:
+        """For an error about ``data`` too short to learn from: a note when early
+        stopping's hold-out shortened it (``data`` is then not the whole training set)."""
+        if self.early_stopping and data is not self._train:
+            return (
+                " once early stopping has held out validation events (lower "
+                "validation_fraction, or set early_stopping=False)"
+            )
+        return ""
+
     def _batches(self, prepared, module: torch.nn.Module, generator: torch.Generator):
         """One epoch of batches: an iterable of dicts of (CPU) tensors."""
         raise NotImplementedError

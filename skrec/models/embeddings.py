@@ -165,15 +165,9 @@ class Item2Vec(EventModel):
 
     def _prepare(self, data):
         if not (np.diff(data.indptr) >= 2).any():
-            held_out = (
-                " once early stopping has held out validation events (lower "
-                "validation_fraction, or set early_stopping=False)"
-                if self.early_stopping and data is not self._train
-                else ""
-            )
             raise ValueError(
                 "Item2Vec learns from items that co-occur in a user's history; every user in "
-                f"X has one event{held_out}. Pass longer histories."
+                f"X has one event{self._held_out_note(data)}. Pass longer histories."
             )
         return super()._prepare(data)
 

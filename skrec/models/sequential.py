@@ -119,7 +119,7 @@ class SequentialModel(TorchRecommender):
         if not bool(keep.any()):
             raise ValueError(
                 f"{type(self).__name__} learns from users with at least two events; every "
-                "user in X has one. Pass longer histories."
+                f"user in X has one{self._held_out_note(data)}. Pass longer histories."
             )
         sampler = None
         if self.loss != "softmax":

@@ -447,8 +447,11 @@ def test_sequential_models_need_timestamps(ordered):
 
 def test_users_with_one_event_only_are_refused():
     X = pd.DataFrame({"user_id": [1, 2, 3], "item_id": [1, 2, 3], "timestamp": [0, 1, 2]})
-    with pytest.raises(ValueError, match="at least two events"):
+    with pytest.raises(ValueError, match=r"at least two events; every user in X has one\. "):
         GRU4Rec(max_iter=1).fit(X)
+    two = pd.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [1, 2, 3, 4], "timestamp": range(4)})
+    with pytest.raises(ValueError, match="once early stopping has held out"):  # X has two
+        SASRec(max_iter=1, early_stopping=True, validation_fraction=1.0).fit(two)
 
 
 def test_bert4rec_scores_from_the_appended_mask(ordered):
