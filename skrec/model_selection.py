@@ -432,42 +432,60 @@ def evaluate_sessions(
             "sessions has no session of two or more events: each case is a session's prefix "
             "and its next event, so there is nothing to evaluate."
         )
-    case_id = np.arange(len(case_of))
-    starts = case_of - position[case_of]
-    history_rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, case_of)])
-    history_case = np.repeat(case_id, position[case_of])
-    history = pd.DataFrame(
-        {
-            "user_id": history_case,
-            "item_id": frame.item_id.to_numpy()[history_rows],
-            "timestamp": frame.timestamp.to_numpy()[history_rows],
-        }
-    )
-    if "weight" in frame:
-        history["weight"] = frame.weight.to_numpy()[history_rows]
+    lengths = position[case_of]  # case c's history: the lengths[c] rows before its target
     targets = frame.item_id.to_numpy()[case_of]
-    # a case whose prefix holds no item the model knows cannot be served: a miss
-    known_item = lookup(model._item_index, history.item_id.to_numpy()) >= 0
-    served = np.bincount(history_case, known_item, minlength=len(case_id)) > 0
+    columns = ["item_id", "timestamp"] + (["weight"] if "weight" in frame else [])
     names = [_metric_name(m) for m in metrics]
-    started = time.perf_counter()
     width = min(k, len(model.item_ids_))
-    recs = _lists(
-        model,
-        case_id,
-        served,
-        width,
-        k,
-        history=history[served[history_case]],
-        exclude_seen=exclude_seen,
-    )
+    blocks, seconds = [], 0.0
+    # The prefixes hold sum(lengths) rows, quadratic in the sessions' lengths: they are
+    # built and served a block of cases at a time, so long sessions fit in memory.
+    for first, stop in _blocks(lengths, _SESSION_BLOCK_ROWS):
+        size = lengths[first:stop]
+        case = np.repeat(np.arange(first, stop), size)
+        offset = np.arange(len(case)) - np.repeat(np.cumsum(size) - size, size)
+        rows = case_of[case] - lengths[case] + offset
+        history = frame.iloc[rows][columns].reset_index(drop=True).assign(user_id=case)
+        # a case whose prefix holds no item the model knows cannot be served: a miss
+        known_item = lookup(model._item_index, history.item_id.to_numpy()) >= 0
+        served = np.bincount(case - first, known_item, minlength=stop - first) > 0
+        started = time.perf_counter()
+        blocks.append(
+            _lists(
+                model,
+                np.arange(first, stop),
+                served,
+                width,
+                k,
+                history=history[served[case - first]],
+                exclude_seen=exclude_seen,
+            )
+        )
+        seconds += time.perf_counter() - started
+    recs = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     if timings is not None:
-        timings["recommend_seconds"] = time.perf_counter() - started
+        timings["recommend_seconds"] = seconds
     counts = np.ones(len(targets), dtype=np.int64)
     out = {f"{n}@{k}": v for n, v in _top_k(names, targets, counts, recs, k).items()}
     if per_user:
         return out
     return {key: float(np.mean(value)) for key, value in out.items()}
+
+
+#: At most this many prefix rows (one per history event of a case) per recommend call.
+_SESSION_BLOCK_ROWS = 1 << 21
+
+
+def _blocks(sizes: np.ndarray, budget: int):
+    """``(first, stop)`` ranges of consecutive items whose ``sizes`` add up to at most
+    ``budget`` (one item alone may exceed it)."""
+    ends = np.cumsum(sizes)
+    first = 0
+    while first < len(sizes):
+        before = ends[first - 1] if first else 0
+        stop = max(first + 1, int(np.searchsorted(ends, before + budget, side="right")))
+        yield first, stop
+        first = stop
 
 
 def _rank_metric(name, ranks, k):

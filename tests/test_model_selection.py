@@ -261,9 +261,13 @@ def test_pipeline_binarize_kcore_popular_on_ml_100k():
     assert search.best_estimator_[-1].item_popularity_.sum() < len(X)
 
 
-def test_evaluate_sessions_scores_every_prefix_like_a_loop(interactions):
+@pytest.mark.parametrize("block_rows", [None, 1, 2])  # None: one block
+def test_evaluate_sessions_scores_every_prefix_like_a_loop(interactions, block_rows, monkeypatch):
+    from skrec import model_selection
     from skrec.model_selection import evaluate_sessions
 
+    if block_rows is not None:  # the prefixes served a few cases at a time
+        monkeypatch.setattr(model_selection, "_SESSION_BLOCK_ROWS", block_rows)
     model = Popular().fit(interactions)
     items = interactions.item_id.unique()
     sessions = pd.DataFrame(
@@ -306,6 +310,15 @@ def test_a_ratings_model_is_evaluated_on_sessions_with_their_ratings(interaction
     assert set(scores) == {"hr@10", "mrr@10"} and 0 <= scores["hr@10"] <= 1
     with pytest.raises(ValueError, match="sessions has no 'weight' column"):
         evaluate_sessions(model, sessions)
+
+
+def test_session_blocks_cover_the_cases_in_order_within_the_budget():
+    from skrec.model_selection import _blocks
+
+    sizes = np.array([1, 2, 5, 1, 1, 3, 1])
+    blocks = list(_blocks(sizes, 3))
+    assert blocks == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]  # the 5 alone exceeds it
+    assert list(_blocks(sizes, 100)) == [(0, 7)]
 
 
 @pytest.mark.parametrize("k", [0, 2.5, True])
