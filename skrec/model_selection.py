@@ -434,7 +434,7 @@ def evaluate_sessions(
         )
     lengths = position[case_of]  # case c's history: the lengths[c] rows before its target
     targets = frame.item_id.to_numpy()[case_of]
-    columns = ["item_id", "timestamp"] + (["weight"] if "weight" in frame else [])
+    events = frame[["item_id", "timestamp"] + (["weight"] if "weight" in frame else [])]
     names = [_metric_name(m) for m in metrics]
     width = min(k, len(model.item_ids_))
     blocks, seconds = [], 0.0
@@ -445,7 +445,7 @@ def evaluate_sessions(
         case = np.repeat(np.arange(first, stop), size)
         offset = np.arange(len(case)) - np.repeat(np.cumsum(size) - size, size)
         rows = case_of[case] - lengths[case] + offset
-        history = frame.iloc[rows][columns].reset_index(drop=True).assign(user_id=case)
+        history = events.iloc[rows].reset_index(drop=True).assign(user_id=case)
         # a case whose prefix holds no item the model knows cannot be served: a miss
         known_item = lookup(model._item_index, history.item_id.to_numpy()) >= 0
         served = np.bincount(case - first, known_item, minlength=stop - first) > 0
