@@ -216,8 +216,8 @@ class BaseRecommender(BaseEstimator):
         # and the index built now, and a failure leaves the model as it was.
         before = self.get_params(deep=True)
         built = self.__dict__.get("_ann_index_")
-        super().set_params(**params)
-        try:
+        try:  # (an unknown name after ``index`` fails inside set_params: rolled back too)
+            super().set_params(**params)
             check_params(self)
             self._build_ann_index()
         except BaseException:
@@ -432,6 +432,17 @@ class BaseRecommender(BaseEstimator):
             def score_chunk(start, stop):
                 scores = torch.as_tensor(self._score_users(context.rows(start, stop)))
                 return scores if all_items else scores[:, torch.from_numpy(columns)]
+
+            # every item is scored before the allow-list is cut: chunks sized by the catalog
+            rows = chunk_rows(self._train.n_items)
+            return topk(
+                score_chunk,
+                len(context),
+                n_columns,
+                k,
+                exclude=exclude,
+                chunk_elements=rows * n_columns,
+            )
 
         return topk(score_chunk, len(context), n_columns, k, exclude=exclude, check_nan=check_nan)
 

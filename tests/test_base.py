@@ -351,6 +351,34 @@ def test_a_refused_index_change_leaves_the_fitted_model_as_it_was():
         assert model.get_params()["index"] == "hnsw" and model.n_factors == 8
         assert model._ann_index_ is built
         np.testing.assert_array_equal(model.recommend(users, k=5), before)
+    # a bad name after a good index: set_params itself fails, after storing the index
+    with pytest.raises(ValueError, match="bogus"):
+        model.set_params(index="exact", bogus=1)
+    assert model.get_params()["index"] == "hnsw" and model._ann_index_ is built
+    exact = ALS(n_factors=8, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="bogus"):
+        exact.set_params(index="hnsw", bogus=1)
+    assert exact.get_params()["index"] == "exact" and "_ann_index_" not in exact.__dict__
+
+
+def test_an_allow_list_keeps_score_blocks_within_the_bound(monkeypatch):
+    """Models scoring the whole catalog (EASE, Popular) before the allow-list is cut
+    score as many users at once as without one."""
+    from skrec import retrieval
+    from skrec.datasets import make_interactions
+
+    X = make_interactions(n_users=300, n_items=200, random_state=0)
+    model = Popular().fit(X)
+    blocks = []
+    score_users = model._score_users
+    monkeypatch.setattr(model, "_score_users", lambda c: blocks.append(len(c)) or score_users(c))
+    monkeypatch.setattr(retrieval, "DEFAULT_CHUNK_ELEMENTS", 20 * len(model.item_ids_))
+    users = X.user_id.unique()
+    allowed = model.item_ids_[:5]
+    full = model.recommend(users, k=3, exclude_seen=False)
+    ids = model.recommend(users, k=3, items=allowed, exclude_seen=False)
+    assert max(blocks) <= 20, max(blocks)  # rows x all items within the bound
+    assert set(np.unique(ids)) <= set(allowed) and len(full) == len(ids)
 
 
 def test_faiss_index_of_a_sequential_model():
