@@ -21,6 +21,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 
+from .utils.validation import check_k
+
 logger = logging.getLogger(__name__)
 
 #: Score-matrix elements per chunk (users x candidates); 2**22 float32 = 16 MiB.
@@ -281,6 +283,22 @@ class ItemIndex:
         items = _as_vectors(item_vectors, "item_vectors")
         if kind not in INDEX_KINDS:
             raise ValueError(f"kind must be one of {INDEX_KINDS}. Got {kind!r} instead.")
+        if not len(items):
+            raise ValueError("item_vectors is empty: an index needs at least one item.")
+        # faiss aborts the process, or raises its own errors, on values outside these
+        for name, value, least in [
+            ("n_lists", n_lists, 1),
+            ("n_probe", n_probe, 1),
+            ("n_links", n_links, 2),
+            ("ef_construction", ef_construction, 1),
+            ("ef_search", ef_search, 1),
+            ("n_threads", n_threads, 1),
+        ]:
+            optional = name in ("n_lists", "n_probe", "n_threads")
+            if optional and value is None:
+                continue
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}. Got {value!r} instead.")
         self.kind = kind
         self.n_items, self.n_features = items.shape
         self.n_lists = self.n_probe = None
@@ -340,8 +358,7 @@ class ItemIndex:
                 f"user_vectors have {users.shape[1]} features but the index was built with "
                 f"{self.n_features}. Pass vectors from the same model as the items."
             )
-        if not isinstance(k, Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer. Got {k!r} instead.")
+        k = check_k(k)
         exclude = _as_exclusion(exclude, (n_users, self.n_items))
         n_excluded = np.diff(exclude.indptr) if exclude is not None else np.zeros(n_users, int)
 

@@ -192,3 +192,29 @@ def test_item_index_rejects_mismatched_input():
         index.search(np.ones((2, 3)), 2, exclude=sp.csr_matrix((2, 6)))
     with pytest.raises(ValueError, match="kind"):
         ItemIndex(np.ones((5, 3)), "lsh")
+
+
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("hnsw", {"n_links": 0}),  # faiss aborted the process
+        ("hnsw", {"n_links": 1}),
+        ("hnsw", {"n_links": 2.5}),
+        ("hnsw", {"ef_search": 0}),
+        ("hnsw", {"ef_construction": True}),
+        ("ivf", {"n_probe": -1}),  # faiss raised OverflowError at search time
+        ("ivf", {"n_lists": 2.5}),
+        ("flat", {"n_threads": 0}),
+    ],
+)
+def test_item_index_checks_its_parameters_before_faiss_sees_them(kind, params):
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"{name} must be an integer"):
+        ItemIndex(np.ones((50, 3)), kind, **params)
+
+
+def test_item_index_refuses_an_empty_catalog_and_a_bool_k():
+    with pytest.raises(ValueError, match="empty"):
+        ItemIndex(np.ones((0, 3)), "flat")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        ItemIndex(np.ones((5, 3)), "flat").search(np.ones((2, 3)), True)
