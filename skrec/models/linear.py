@@ -67,17 +67,24 @@ def _document_recency(cls):
 
 
 class _ItemItem(BaseRecommender):
-    """Scores = the user's interaction row (recency-weighted when
+    """Scores = the user's binary interaction row, as in fit (recency-weighted when
     ``recency_half_life`` is set) times the learned item-item ``coef_`` (dense for
-    EASE, sparse for SLIM)."""
+    EASE, sparse for SLIM). Event weights and repeats count as in fit: not at all."""
 
     def _score_users(self, context: UserContext):
         events = context.events
         if self.recency_half_life is None:
-            return _dense_float32(events.csr() @ self.coef_)
-        weight = events.weight * events.recency_weights(self.recency_half_life)
+            seen = events.csr()
+            rows = sp.csr_matrix((np.ones(seen.nnz), seen.indices, seen.indptr), shape=seen.shape)
+            return _dense_float32(rows @ self.coef_)
+        # each item once, weighted by the recency of its latest event
+        recency = events.recency_weights(self.recency_half_life)
+        key = events.user * events.n_items + events.item
+        _, last = np.unique(key[::-1], return_index=True)
+        latest = len(key) - 1 - last
         rows = sp.csr_matrix(
-            (weight, events.item, events.indptr), shape=(events.n_users, events.n_items)
+            (recency[latest], (events.user[latest], events.item[latest])),
+            shape=(events.n_users, events.n_items),
         )
         return _dense_float32(rows @ self.coef_)
 

@@ -174,11 +174,34 @@ def test_recency_half_life_weights_the_scoring_row(cls, small):
     user = small.user_id.iloc[0]
     events = small[small.user_id == user].sort_values("timestamp", kind="stable")
     age = np.arange(len(events))[::-1]  # 0 for the latest event
-    row = np.zeros(coef.shape[0])
-    np.add.at(row, model._item_index.get_indexer(events.item_id), 0.5 ** (age / 3.0))
+    row = np.zeros(coef.shape[0])  # an item seen twice counts once, at its latest event
+    np.maximum.at(row, model._item_index.get_indexer(events.item_id), 0.5 ** (age / 3.0))
     expected = row @ coef
     scores = model._score_users(model._context([user], None)).numpy()[0]
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM])
+@pytest.mark.parametrize("half_life", [None, 2.0])
+def test_scoring_reads_the_binary_row_fit_learned_from(cls, half_life, small):
+    """Repeated events and weights change neither B (fit binarises) nor the scoring row:
+    the row is binary as in fit (with recency: each item at its latest event)."""
+    repeats = small.iloc[::3].assign(timestamp=lambda f: f.timestamp - 10**6)  # earlier
+    rng = np.random.default_rng(0)
+    noisy = pd.concat([small, repeats]).assign(weight=lambda f: rng.uniform(0.5, 5, len(f)))
+    plain = cls(recency_half_life=half_life).fit(small)
+    model = cls(recency_half_life=half_life).fit(noisy)
+    coef = lambda m: m.coef_.toarray() if cls is SLIM else m.coef_  # noqa: E731
+    np.testing.assert_allclose(coef(model), coef(plain), rtol=1e-5, atol=1e-6)
+    users = small.user_id.unique()
+    ids, scores = model.recommend(users, k=5, return_scores=True)
+    plain_ids, plain_scores = plain.recommend(users, k=5, return_scores=True)
+    # (the repeats come before every event: the latest events keep their ages)
+    np.testing.assert_allclose(scores, plain_scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ids, plain_ids)
+    history = noisy[noisy.user_id == users[0]].assign(user_id="s")
+    again = model.recommend(["s"], k=5, history=history, return_scores=True)
+    np.testing.assert_allclose(again[1][0], scores[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [EASE, SLIM])
