@@ -92,7 +92,8 @@ TRAINING_PARAMETERS_DOC = """\
         on the same data (and ``y``) resumes from it, and ends as the uninterrupted fit
         would have. Needs an integer ``random_state``.
     device : str, default="auto"
-        ``"auto"`` picks cuda, then mps, then cpu; any torch device string works.
+        ``"auto"`` picks cuda, then mps, then cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        and ``"mps"`` are accepted.
         ``set_params(device=...)`` after fit moves the fitted model.
     random_state : int, RandomState or None
         Seeds initialisation, shuffling and sampling through local generators (global

@@ -9,7 +9,7 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def resolve_device(device="auto") -> torch.device:
-    """``"auto"`` -> cuda, then mps, then cpu; any torch device string otherwise."""
+    """``"auto"`` -> cuda, then mps, then cpu; otherwise a cpu, cuda (``cuda:N``) or mps device."""
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
