@@ -12,9 +12,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from . import metrics as _metrics
 from .data.interactions import encode_ids, lookup
@@ -33,7 +35,8 @@ __all__ = [
 
 def _user_order(X, require_timestamp=False):
     """User codes, and row positions sorted by (user, time, input order)."""
-    checked = check_interactions(X, require_timestamp=require_timestamp)
+    # (a weight column may hold signed ratings: a Pipeline's Binarize reads them)
+    checked = check_interactions(X, require_timestamp=require_timestamp, signed_weights=True)
     _, users = encode_ids(checked["user"])
     rows = np.arange(len(users))
     keys = (rows, users) if checked["timestamp"] is None else (rows, checked["timestamp"], users)
@@ -220,7 +223,7 @@ class _Grouped:
     Python object per user until a block of users is asked for."""
 
     def __init__(self, X):
-        checked = check_interactions(X, name="X_test")
+        checked = check_interactions(X, name="X_test", signed_weights=True)
         codes, users = pd.factorize(checked["user"])
         order = np.argsort(codes, kind="stable")
         self.users = np.asarray(users)
@@ -267,12 +270,12 @@ def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
     Scores come from ``model.predict``; unknown users or items score NaN and rank last
     (a positive scored NaN ranks behind all ``m`` negatives).
     """
-    negatives = np.asarray(negatives)
+    negatives, positives, users = (_id_array(x) for x in (negatives, positives, users))
     n, m = negatives.shape
     pairs = pd.DataFrame(
         {
-            "user_id": np.repeat(np.asarray(users), m + 1),
-            "item_id": np.c_[np.asarray(positives)[:, None], negatives].ravel(),
+            "user_id": np.repeat(users, m + 1),
+            "item_id": np.c_[positives[:, None].astype(negatives.dtype), negatives].ravel(),
         }
     )
     scores = model.predict(pairs).reshape(n, m + 1)
@@ -283,11 +286,20 @@ def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
     return ranks
 
 
-def _sample_negatives(model, user_idx, positive_idx, n_negatives, rng):
-    """Uniform item indices per row, distinct, none seen by the user in training nor the
-    positive (the sampled protocol's list of negatives, drawn without replacement)."""
-    n_items = len(model.item_ids_)
-    seen = model._seen
+def _id_array(ids) -> np.ndarray:
+    """Ids as an array; a list mixing ints and strings stays objects (numpy would make
+    every id a string, and the model would know none of them)."""
+    array = np.asarray(ids)
+    if array.dtype.kind == "U" and not isinstance(ids, np.ndarray):
+        array = np.asarray(ids, dtype=object)
+    return array
+
+
+def _sample_negatives(seen, user_idx, positive_idx, n_negatives, rng, user_ids):
+    """Uniform item indices per row, distinct, none of the row user's items in ``seen``
+    (a user x item matrix: every stored entry counts) nor the positive (the sampled
+    protocol's list of negatives, drawn without replacement)."""
+    n_items = seen.shape[1]
     negatives = rng.randint(n_items, size=(len(user_idx), n_negatives))
 
     def rejected():
@@ -310,7 +322,7 @@ def _sample_negatives(model, user_idx, positive_idx, n_negatives, rng):
             np.arange(n_items), np.r_[seen[user_idx[row]].indices, positive_idx[row]]
         )
         if len(allowed) < n_negatives:
-            user = model.user_ids_[user_idx[row]]
+            user = user_ids[user_idx[row]]
             user = user.item() if isinstance(user, np.generic) else user
             raise ValueError(
                 f"User {user!r} has only {len(allowed)} items left "
@@ -346,7 +358,10 @@ def evaluate(
     """
     check_k(k)  # here too: with no servable user, recommend never checks it
     model, X = _split_pipeline(estimator, X)
+    check_is_fitted(model, "item_ids_")
     names = [_metric_name(m) for m in metrics]
+    if protocol == "sampled":
+        _check_n_negatives(n_negatives)
     relevant = _Grouped(X)
     users = relevant.users
     known = lookup(model._user_index, users) >= 0
@@ -373,13 +388,23 @@ def evaluate(
         item_idx = lookup(model._item_index, items)
         ok = known[row] & (item_idx >= 0)
         ranks = np.full(len(row), np.iinfo(np.int64).max)
-        user_idx = lookup(model._user_index, users[row[ok]])
-        negatives = _sample_negatives(model, user_idx, item_idx[ok], n_negatives, rng)
-        started = time.perf_counter()
-        ranks[ok] = rank_against_candidates(
-            model, users[row[ok]], items[ok], model.item_ids_[negatives]
-        )
-        ranking += time.perf_counter() - started
+        if ok.any():
+            user_idx = lookup(model._user_index, users[row[ok]])
+            # negatives are none of the user's items: training (whatever their weight)
+            # nor test (a user's other held-out items are no negatives either)
+            seen = model._seen.copy()
+            seen.data = np.ones_like(seen.data)
+            tested = sp.csr_matrix(
+                (np.ones(len(user_idx)), (user_idx, item_idx[ok])), shape=seen.shape
+            )
+            negatives = _sample_negatives(
+                seen + tested, user_idx, item_idx[ok], n_negatives, rng, model.user_ids_
+            )
+            started = time.perf_counter()
+            ranks[ok] = rank_against_candidates(
+                model, users[row[ok]], items[ok], model.item_ids_[negatives]
+            )
+            ranking += time.perf_counter() - started
         for name in names:
             per_row = _rank_metric(name, ranks, k)
             out[f"{name}@{k}"] = np.bincount(row, per_row) / np.bincount(row)
@@ -548,4 +573,14 @@ def ranking_scorer(
     """
     if protocol not in ("full", "sampled"):
         raise ValueError(f"protocol must be 'full' or 'sampled'; got {protocol!r}.")
+    if protocol == "sampled":
+        _check_n_negatives(n_negatives)
     return _RankingScorer(metric, k, protocol, n_negatives, random_state)
+
+
+def _check_n_negatives(n_negatives) -> None:
+    if not isinstance(n_negatives, Integral) or isinstance(n_negatives, bool) or n_negatives < 1:
+        raise ValueError(
+            f"n_negatives must be a positive integer (negatives per test item); got "
+            f"{n_negatives!r}."
+        )

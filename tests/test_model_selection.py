@@ -146,12 +146,51 @@ def test_sampled_negatives_are_distinct_unseen_and_not_the_positive():
     model = Popular().fit(X)
     users = np.arange(50)
     positives = np.random.default_rng(0).integers(0, 40, 50)
-    negatives = _sample_negatives(model, users, positives, 15, np.random.RandomState(0))
+    args = (model._seen, users, positives)
+    negatives = _sample_negatives(*args, 15, np.random.RandomState(0), model.user_ids_)
     seen = model._seen.toarray() > 0
     for user, positive, row in zip(users, positives, negatives):
         assert len(set(row)) == 15 and not seen[user, row].any() and positive not in row
     with pytest.raises(ValueError, match="only .* items left to sample 39 negatives"):
-        _sample_negatives(model, users, positives, 39, np.random.RandomState(0))
+        _sample_negatives(*args, 39, np.random.RandomState(0), model.user_ids_)
+
+
+def test_sampled_negatives_are_none_of_the_users_items_train_or_test(monkeypatch):
+    """A user's other held-out items and zero-weight training items are no negatives."""
+    from skrec import model_selection
+
+    X = make_interactions(n_users=60, n_items=50, mean_events=12, random_state=0)
+    X = X.assign(weight=np.where(np.arange(len(X)) % 4 == 0, 0.0, 1.0))  # some weights 0
+    train_rows, test_rows = next(UserHoldout(test_size=0.3, random_state=0).split(X))
+    train, test = X.iloc[train_rows], X.iloc[test_rows]
+    model = Popular().fit(train)
+    drawn = []
+    sample = model_selection._sample_negatives
+    monkeypatch.setattr(
+        model_selection, "_sample_negatives", lambda *a: drawn.append((a[1], r := sample(*a))) or r
+    )
+    evaluate(model, test, protocol="sampled", n_negatives=10, random_state=0)
+    ((user_idx, negatives),) = drawn
+    items = set(
+        zip(model._user_index.get_indexer(X.user_id), model._item_index.get_indexer(X.item_id))
+    )
+    assert not any((u, i) in items for u, row in zip(user_idx, negatives) for i in row)
+
+
+def test_sampled_protocol_edge_cases(interactions):
+    model = Popular().fit(interactions)
+    strangers = pd.DataFrame({"user_id": ["x", "y"], "item_id": [1, 2]})
+    scores = evaluate(model, strangers, protocol="sampled", per_user=True)  # nothing scorable
+    np.testing.assert_array_equal(scores["ndcg@10"], [0.0, 0.0])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_negatives must be a positive integer"):
+            evaluate(model, interactions.iloc[:5], protocol="sampled", n_negatives=bad)
+        with pytest.raises(ValueError, match="n_negatives must be a positive integer"):
+            ranking_scorer(protocol="sampled", n_negatives=bad)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        evaluate(Popular(), interactions)
 
 
 def test_scorer_rejects_non_recommenders(interactions):
@@ -331,3 +370,36 @@ def test_k_is_checked_even_when_no_user_can_be_served(interactions, k):
         evaluate(model, strangers, k=k)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         evaluate_sessions(model, strangers, k=k)
+
+
+def test_time_split_with_time_zone_aware_timestamps():
+    """A tz-aware column in seconds compares with its cutoff in nanoseconds (UTC)."""
+    times = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"])
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [1, 2, 1, 3]})
+    for unit in ("ns", "s"):
+        stamped = X.assign(timestamp=times.tz_localize("Europe/Paris").as_unit(unit))
+        split = TimeSplit(cutoff=pd.Timestamp("2024-01-03 12:00", tz="Europe/Paris"))
+        train, test = next(split.split(stamped))
+        assert train.tolist() == [0, 1, 2] and test.tolist() == [3], unit
+
+
+def test_rank_against_candidates_keeps_mixed_id_types(interactions):
+    X = interactions.assign(item_id=[i if i % 2 else f"s{i}" for i in interactions.item_id])
+    model = Popular().fit(X)
+    items = list(model.item_ids_[:4])  # a list mixing ints and strings
+    assert {type(i) for i in items} == {int, str}
+    ranks = rank_against_candidates(model, [X.user_id.iloc[0]], items[:1], [items[1:]])
+    assert ranks[0] < 3  # scored: an unscored positive would rank behind all 3
+
+
+def test_splitters_and_scorers_take_signed_ratings_for_a_binarize_pipeline():
+    X = make_interactions(n_users=60, n_items=40, mean_events=10, random_state=0)
+    X = X.assign(weight=np.random.default_rng(0).normal(size=len(X)))  # ratings, any sign
+    pipe = make_pipeline(Binarize(threshold=0.0), Popular())
+    search = GridSearchCV(
+        pipe, {"popular__by": ["events", "users"]}, cv=LeaveLastOut(), scoring=ranking_scorer()
+    ).fit(X)
+    assert 0 <= search.best_score_ <= 1
+    for splitter in (LeaveLastOut(), TimeSplit(test_size=0.2), UserHoldout(random_state=0)):
+        train, test = next(splitter.split(X))
+        assert len(train) and len(test)

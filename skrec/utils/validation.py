@@ -160,6 +160,8 @@ def _check_timestamps(values: pd.Series, name: str) -> np.ndarray:
             f"Column 'timestamp' of {name} has {int(missing.sum())} missing value(s), first at "
             f"row(s) {rows}. Sequential models and time splits need a timestamp on every event."
         )
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # in UTC, as nanoseconds (any unit)
+        return _nanoseconds(values.dt.tz_convert(None).to_numpy(), name)
     array = values.to_numpy()
     if array.dtype.kind == "M":
         return _nanoseconds(array, name)
