@@ -271,11 +271,13 @@ def rank_against_candidates(model, users, positives, negatives) -> np.ndarray:
     (a positive scored NaN ranks behind all ``m`` negatives).
     """
     negatives, positives, users = (_id_array(x) for x in (negatives, positives, users))
+    if positives.dtype != negatives.dtype:  # (numpy would turn ints into text beside it)
+        positives, negatives = positives.astype(object), negatives.astype(object)
     n, m = negatives.shape
     pairs = pd.DataFrame(
         {
             "user_id": np.repeat(users, m + 1),
-            "item_id": np.c_[positives[:, None].astype(negatives.dtype), negatives].ravel(),
+            "item_id": np.c_[positives[:, None], negatives].ravel(),
         }
     )
     scores = model.predict(pairs).reshape(n, m + 1)
