@@ -39,6 +39,7 @@ class Pairs:
     item: torch.Tensor
     target: torch.Tensor | None
     sampler: NegativeSampler | None
+    n_negatives: int | None = None  # negatives per pair when not the model's own
 
 
 class EventModel(TorchRecommender):
@@ -115,6 +116,7 @@ class EventModel(TorchRecommender):
 
         query, item, target = self._epoch_pairs(prepared, generator)
         sampler = prepared.sampler
+        n_negatives = prepared.n_negatives or self.n_negatives
         # Model-independent negatives are drawn for the whole epoch at once (one
         # vectorised rejection pass); hard and in-batch ones depend on the batch.
         upfront = sampler is not None and sampler.kind in ("uniform", "popularity")
@@ -122,7 +124,7 @@ class EventModel(TorchRecommender):
             order = torch.randperm(len(query), generator=generator)
             query, item = query[order], item[order]
             target = None if target is None else target[order]
-            epoch_negatives = sampler.sample(query, item, self.n_negatives, generator)
+            epoch_negatives = sampler.sample(query, item, n_negatives, generator)
             # Already shuffled: consecutive slices are the batches (views, no gather).
             size = int(self.batch_size)
             batches = (slice(start, start + size) for start in range(0, len(query), size))
@@ -137,7 +139,7 @@ class EventModel(TorchRecommender):
                     negative, valid = (t[index] for t in epoch_negatives)
                 else:
                     negative, valid = sampler.sample(
-                        batch["query"], batch["item"], self.n_negatives, generator, score
+                        batch["query"], batch["item"], n_negatives, generator, score
                     )
                 batch["negative"], batch["valid"] = negative, valid
                 if self.loss == "sampled_softmax" and self.logq_correction:
@@ -215,10 +217,29 @@ class EventModel(TorchRecommender):
             module.to(self.device_)
             generator = torch.Generator().manual_seed(seed)
             try:
-                self._run(module, parameters, self._prepare(events), generator)
+                self._run(module, parameters, self._fold_in_pairs(events), generator)
             finally:
                 module.eval()  # also when interrupted: shared layers must not stay in training mode
         return module
+
+    def _fold_in_pairs(self, events: Interactions) -> Pairs:
+        """The fold-in's pairs. A history is no catalog: popularity negatives follow the
+        training counts, and in-batch ones (a history's batch holds only its own items,
+        every one a positive) become as many draws from the distribution in-batch
+        negatives follow in fit (the training counts)."""
+        prepared = self._prepare(events)
+        if prepared.sampler is None or self.sampler not in ("popularity", "in_batch"):
+            return prepared
+        in_batch = self.sampler == "in_batch"
+        sampler = NegativeSampler(
+            "popularity",
+            self._train.n_items,
+            counts=self._train.item_counts(),
+            power=1.0 if in_batch else self._sampler_power(),
+            positives=self._positives(events),
+        )
+        n = max(1, min(int(self.batch_size) - 1, self._train.n_items - 1)) if in_batch else None
+        return replace(prepared, sampler=sampler, n_negatives=n)
 
     @property
     def _fold_in_seed(self) -> int:

@@ -240,6 +240,30 @@ def test_history_user_is_folded_in_near_the_known_one(split, Model):
     np.testing.assert_array_equal(model.recommend([user, "clone"], k=10, history=events)[0], known)
 
 
+@pytest.mark.parametrize("sampler", ["popularity", "in_batch"])
+def test_fold_in_negatives_come_from_the_catalog_not_the_history(split, sampler):
+    """A history holds only the new user's items: the fold-in's popularity negatives
+    (counted on the history) and in-batch ones (the history's own items) were all
+    positives, so the user's row was never trained."""
+    train, _ = split
+    loss = "sampled_softmax" if sampler == "in_batch" else "bpr"
+    model = MF(loss=loss, sampler=sampler, max_iter=20, learning_rate=0.01, random_state=0)
+    model.fit(train)
+    user = train.user_id.iloc[0]
+    history = train[train.user_id == user].assign(user_id="clone")
+    prepared = model._fold_in_pairs(model._context(["clone"], history).events)
+    batch = next(model._batches(prepared, None, torch.Generator().manual_seed(0)))
+    assert batch["valid"].float().mean() > 0.9  # it was 0.0
+    # the folded-in user scores the catalog like the known one (an untrained row: ~0)
+    items = model.item_ids_
+    known = model.predict(pd.DataFrame({"user_id": user, "item_id": items}))
+    ids, scores = model.recommend(
+        ["clone"], k=len(items), history=history, exclude_seen=False, return_scores=True
+    )
+    folded = pd.Series(scores[0], index=ids[0]).reindex(items).to_numpy()
+    assert np.corrcoef(known, folded)[0, 1] > 0.6
+
+
 def test_neumf_fold_in_never_puts_the_fitted_layers_in_training_mode(split, monkeypatch):
     """The fold-in trains new users with dropout; the fitted model must go on scoring
     without it, during the fold-in (other threads) and after an interrupted one."""
