@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import metrics as _metrics
-from .data.interactions import encode_ids, lookup
+from .data.interactions import binary, encode_ids, lookup
 from .utils.validation import check_interactions, check_k
 
 __all__ = [
@@ -394,8 +394,7 @@ def evaluate(
             user_idx = lookup(model._user_index, users[row[ok]])
             # negatives are none of the user's items: training (whatever their weight)
             # nor test (a user's other held-out items are no negatives either)
-            seen = model._seen.copy()
-            seen.data = np.ones_like(seen.data)
+            seen = binary(model._seen)
             tested = sp.csr_matrix(
                 (np.ones(len(user_idx)), (user_idx, item_idx[ok])), shape=seen.shape
             )

@@ -63,6 +63,14 @@ def _encode_small_ints(values) -> tuple[np.ndarray, np.ndarray] | None:
     return uniques, rank[offsets]
 
 
+def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix``'s pattern as float64 ones: every stored entry (a zero weight included)
+    counts as an interaction, once."""
+    return sp.csr_matrix(
+        (np.ones(matrix.nnz), matrix.indices, matrix.indptr), shape=matrix.shape, dtype=np.float64
+    )
+
+
 def lookup(index: pd.Index, values, name: str = "ids") -> np.ndarray:
     """Codes of raw ``values`` in ``index``; -1 where unknown."""
     values = np.asarray(values)

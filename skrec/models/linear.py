@@ -15,6 +15,7 @@ from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from ..base import BaseRecommender, UserContext
+from ..data.interactions import binary
 from ..utils.validation import Interval
 
 
@@ -40,22 +41,21 @@ def _binary_gram(seen: sp.csr_matrix) -> np.ndarray:
     Built a sixteenth of the columns at a time into the dense result: the sparse product
     of the whole matrix would hold up to 1.5 times the dense one (values and indices).
     """
-    binary = sp.csr_matrix(
-        (np.ones(seen.nnz), seen.indices, seen.indptr), shape=seen.shape, dtype=np.float64
-    )
-    by_item = binary.tocsc()
+    rows = binary(seen)
+    by_item = rows.tocsc()
     n = seen.shape[1]
     block = max(64, -(-n // 16))
     gram = np.empty((n, n))
     for start in range(0, n, block):
-        gram[:, start : start + block] = (binary.T @ by_item[:, start : start + block]).toarray()
+        gram[:, start : start + block] = (rows.T @ by_item[:, start : start + block]).toarray()
     return gram
 
 
 #: The docstring entry of the item-item models' ``recency_half_life``.
 RECENCY_DOC = """recency_half_life : float or None, default=None
         Scores with the user's row weighted by ``0.5 ** (age / recency_half_life)``,
-        ``age`` the number of events since the item (0 for the latest, time order).
+        ``age`` the number of events since the item's latest event (0 for the latest,
+        time order; an item counts once).
         None: the plain row, as in the paper. Training is unchanged, so changing it
         after ``fit`` takes effect at once. For next-item tasks a few events help a
         lot (see docs/benchmarks.md)."""
@@ -74,9 +74,7 @@ class _ItemItem(BaseRecommender):
     def _score_users(self, context: UserContext):
         events = context.events
         if self.recency_half_life is None:
-            seen = events.csr()
-            rows = sp.csr_matrix((np.ones(seen.nnz), seen.indices, seen.indptr), shape=seen.shape)
-            return _dense_float32(rows @ self.coef_)
+            return _dense_float32(binary(events.csr()) @ self.coef_)
         # each item once, weighted by the recency of its latest event
         recency = events.recency_weights(self.recency_half_life)
         key = events.user * events.n_items + events.item
