@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import metrics as _metrics
 from .data.interactions import binary, encode_ids, lookup
-from .utils.validation import check_interactions, check_k
+from .utils.validation import check_interactions, check_k, check_positive_int
 
 __all__ = [
     "LeaveLastOut",
@@ -363,7 +363,7 @@ def evaluate(
     check_is_fitted(model, "item_ids_")
     names = [_metric_name(m) for m in metrics]
     if protocol == "sampled":
-        _check_n_negatives(n_negatives)
+        check_positive_int(n_negatives, "n_negatives")
     relevant = _Grouped(X)
     users = relevant.users
     known = lookup(model._user_index, users) >= 0
@@ -575,13 +575,5 @@ def ranking_scorer(
     if protocol not in ("full", "sampled"):
         raise ValueError(f"protocol must be 'full' or 'sampled'; got {protocol!r}.")
     if protocol == "sampled":
-        _check_n_negatives(n_negatives)
+        check_positive_int(n_negatives, "n_negatives")
     return _RankingScorer(metric, k, protocol, n_negatives, random_state)
-
-
-def _check_n_negatives(n_negatives) -> None:
-    if not isinstance(n_negatives, Integral) or isinstance(n_negatives, bool) or n_negatives < 1:
-        raise ValueError(
-            f"n_negatives must be a positive integer (negatives per test item); got "
-            f"{n_negatives!r}."
-        )

@@ -337,10 +337,16 @@ def _is_numeric(constraint) -> bool:
     )
 
 
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int: an integer (not a bool) of at least 1."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
 def check_k(k, n_candidates: int | None = None) -> int:
     """``k`` as an int: a positive integer, at most ``n_candidates`` when given."""
-    if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}.")
+    k = check_positive_int(k, "k")
     if n_candidates is not None and k > n_candidates:
         raise ValueError(
             f"k={k} is larger than the number of candidate items ({n_candidates}). Ask for at "
